@@ -1,0 +1,64 @@
+/**
+ * strand's one error class. Every failure a caller can act on carries a stable
+ * `code`; the message is for humans and names the file and the numbers.
+ *
+ * Codes are part of the public API: never rename one, only add.
+ */
+export type ErrorCode =
+  /** An argument has the wrong type or is out of range. Nothing was changed. */
+  | 'INVALID_ARGUMENT'
+  /** A topic name breaks the naming rules (`[a-zA-Z0-9._-]`, 1–249 chars, not `.`/`..`). */
+  | 'INVALID_TOPIC'
+  /** The topic does not exist. */
+  | 'UNKNOWN_TOPIC'
+  /** The topic already exists. */
+  | 'TOPIC_EXISTS'
+  /** The partition number does not exist in the topic. */
+  | 'UNKNOWN_PARTITION'
+  /** An encoded batch is larger than `maxMessageBytes`. Nothing was written. */
+  | 'RECORD_TOO_LARGE'
+  /** The offset is below the log start offset or above the log end offset. */
+  | 'OFFSET_OUT_OF_RANGE'
+  /** The log (or the partition) is closed. */
+  | 'LOG_CLOSED'
+  /** Another process, or another open Log in this process, holds the directory lock. */
+  | 'LOCKED'
+  /** Data on disk failed a checksum or structural check that recovery could not repair. */
+  | 'CORRUPT'
+  /** A write, sync or rename failed; the partition refuses further writes until reopened. */
+  | 'IO_ERROR'
+  /** The partition hit an earlier I/O error and refuses work until the Log is reopened. */
+  | 'PARTITION_FAILED'
+
+export class StrandError extends Error {
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StrandError'
+    this.code = code
+  }
+}
+
+/** "Expected `name` to be <what>, got <value>": one wording for every argument error. */
+export function invalidArgument(name: string, expected: string, got: unknown): StrandError {
+  return new StrandError('INVALID_ARGUMENT', `Expected \`${name}\` to be ${expected}, got ${describe(got)}`)
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (value === undefined) return 'undefined'
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? value.slice(0, 64) + '…' : value)
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value)
+  if (Buffer.isBuffer(value)) return `Buffer(${value.length})`
+  if (Array.isArray(value)) return `array(${value.length})`
+  return typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value
+}
+
+export function corrupt(file: string, message: string): StrandError {
+  return new StrandError('CORRUPT', `${file}: ${message}`)
+}
+
+export function closed(what: string): StrandError {
+  return new StrandError('LOG_CLOSED', `${what} is closed`)
+}

@@ -1,0 +1,140 @@
+/**
+ * What the offset index and the time index share: a file of fixed-size little-endian
+ * entries, memory-mapped, preallocated while its segment is active and trimmed to its
+ * entries when the segment seals.
+ *
+ * Invariants:
+ * - `entries` counts the real entries; bytes past them are zero or garbage and never read.
+ * - An active index's file is `maxEntries * entrySize` bytes long; a sealed one's is exactly
+ *   `entries * entrySize`. A file opened from disk is taken to be sealed-length, which is why
+ *   a clean close trims the active index too.
+ * - Indexes are derived data: nothing here is checksummed, and a segment rebuilds its indexes
+ *   from the log whenever a sanity check or a lookup finds them inconsistent.
+ * - mmap-io cannot unmap explicitly (the mapping goes when its Buffer is collected), so after
+ *   a trim the old mapping is dropped and never touched again: pages past the new end of the
+ *   file would raise SIGBUS.
+ */
+import fs from 'node:fs'
+import mmapModule from 'mmap-io'
+
+// mmap-io is CommonJS whose typings declare a default export it does not set at run time:
+// under Node's ESM loader the default import is the binding itself.
+type Mmap = typeof mmapModule.default
+const mmap: Mmap = (mmapModule as unknown as { default?: Mmap }).default ?? (mmapModule as unknown as Mmap)
+
+const EMPTY = new Int32Array(0)
+
+export abstract class MappedIndex {
+  readonly path: string
+  readonly entrySize: number
+  /** Entries the preallocated file can hold. */
+  readonly maxEntries: number
+  #entries = 0
+  #sealed: boolean
+  /** Entries as int32 words over the mapping; words per entry = entrySize / 4. */
+  protected words: Int32Array = EMPTY
+
+  /**
+   * Opens (or creates) the index at `path`. `sealed` maps the file at its current length;
+   * otherwise the file is grown to `maxBytes` first. Entries past a partial trailing entry
+   * are dropped; `entries` starts at what the file's length says and callers may lower it.
+   */
+  constructor(path: string, entrySize: number, maxBytes: number, sealed: boolean) {
+    this.path = path
+    this.entrySize = entrySize
+    this.maxEntries = Math.floor(maxBytes / entrySize)
+    this.#sealed = sealed
+    const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644)
+    try {
+      const size = fs.fstatSync(fd).size
+      this.#entries = Math.floor(size / entrySize)
+      if (!sealed) {
+        if (this.#entries > this.maxEntries) this.#entries = this.maxEntries
+        fs.ftruncateSync(fd, this.maxEntries * entrySize)
+      } else if (size !== this.#entries * entrySize) {
+        fs.ftruncateSync(fd, this.#entries * entrySize)
+      }
+      this.#map(fd, sealed ? this.#entries * entrySize : this.maxEntries * entrySize)
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
+  get entries(): number { return this.#entries }
+  get isFull(): boolean { return this.#entries >= this.maxEntries }
+  get sizeInBytes(): number { return this.#entries * this.entrySize }
+
+  /** Forgets entries from `n` on. */
+  protected truncateEntries(n: number): void {
+    if (n < this.#entries) this.#entries = Math.max(0, n)
+  }
+
+  /** Makes room for one more entry and returns its word index. The caller writes it. */
+  protected nextSlot(): number {
+    if (this.#sealed) throw new Error(`${this.path}: append to a sealed index`)
+    if (this.#entries >= this.maxEntries) throw new Error(`${this.path}: index full (${this.maxEntries} entries)`)
+    return this.#entries++ * (this.entrySize >> 2)
+  }
+
+  /**
+   * Trims the file to its entries and remaps it read-only; the segment has rolled or the
+   * log is closing. Reopening for appends goes through `unseal`.
+   */
+  seal(): void {
+    if (this.#sealed) return
+    this.#resize(this.#entries * this.entrySize)
+    this.#sealed = true
+  }
+
+  /** Grows a sealed index back to its preallocated size (truncation made its segment active again). */
+  unseal(): void {
+    if (!this.#sealed) return
+    this.#resize(this.maxEntries * this.entrySize)
+    this.#sealed = false
+  }
+
+  /** Drops the mapping. The instance must not be used afterwards. */
+  close(): void {
+    this.words = EMPTY
+  }
+
+  #resize(bytes: number): void {
+    // Drop every view of the old mapping before the file shrinks under it.
+    this.words = EMPTY
+    const fd = fs.openSync(this.path, fs.constants.O_RDWR)
+    try {
+      fs.ftruncateSync(fd, bytes)
+      this.#map(fd, bytes)
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
+  #map(fd: number, bytes: number): void {
+    if (bytes === 0) { this.words = EMPTY; return }
+    const buf = mmap.map(bytes, (mmap.PROT_READ | mmap.PROT_WRITE) as 3, mmap.MAP_SHARED, fd, 0, mmap.MADV_RANDOM)
+    this.words = new Int32Array(buf.buffer, buf.byteOffset, bytes >> 2)
+  }
+
+  /**
+   * Index of the last entry whose key ≤ `target`, or −1 if none. Searches the warm section
+   * (the last 8 KiB of entries) first: tailing readers and appenders only touch those pages,
+   * so a lookup near the end never faults in cold pages of a large index (Kafka's fix for
+   * ack latency once jumping to ~1 s on a plain binary search).
+   */
+  protected search(target: number, key: (i: number) => number): number {
+    const n = this.#entries
+    if (n === 0 || key(0) > target) return -1
+    const warm = Math.max(1, (8192 / this.entrySize) | 0)
+    let lo = 0
+    let hi = n - 1
+    if (n > warm && key(n - warm) <= target) lo = n - warm
+    else if (n > warm) hi = n - warm
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if (key(mid) <= target) lo = mid
+      else hi = mid - 1
+    }
+    return lo
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Sparse time index of one segment: (largest timestamp so far, relative offset) pairs.
+ *
+ * ```
+ * entry (12 bytes, little-endian): 0 timestamp int64 · 8 relativeOffset int32
+ * ```
+ * An entry is written only when a batch raises the segment's largest timestamp, so
+ * timestamps strictly increase and every batch before an entry's offset has a timestamp ≤
+ * that entry's. `lookupBefore(t)` therefore names a batch before which no record can have a
+ * timestamp ≥ t. A final entry for the largest timestamp is added when the segment seals, so
+ * the last entry is the segment's largest timestamp. Not thread-safe.
+ */
+import { MappedIndex } from './mapped-index.js'
+
+export const TIME_ENTRY_SIZE = 12
+const TWO_32 = 4294967296
+
+export class TimeIndex extends MappedIndex {
+  constructor(path: string, maxBytes: number, sealed: boolean) {
+    super(path, TIME_ENTRY_SIZE, maxBytes, sealed)
+  }
+
+  timestampAt(i: number): number { return this.words[i * 3 + 1] * TWO_32 + (this.words[i * 3] >>> 0) }
+  relativeOffsetAt(i: number): number { return this.words[i * 3 + 2] }
+
+  get lastTimestamp(): number { return this.entries === 0 ? -1 : this.timestampAt(this.entries - 1) }
+  get lastRelativeOffset(): number { return this.entries === 0 ? -1 : this.relativeOffsetAt(this.entries - 1) }
+
+  /** Appends (timestamp, relativeOffset) if the timestamp is larger than the last entry's. */
+  maybeAppend(timestamp: number, relativeOffset: number): void {
+    if (timestamp <= this.lastTimestamp) return
+    if (this.entries > 0 && relativeOffset < this.lastRelativeOffset) {
+      throw new Error(`${this.path}: relative offset ${relativeOffset} goes back from ${this.lastRelativeOffset}`)
+    }
+    // The final entry written at seal may repeat the last relative offset with a larger timestamp.
+    if (this.entries > 0 && relativeOffset === this.lastRelativeOffset) {
+      this.truncateEntries(this.entries - 1)
+    }
+    const w = this.nextSlot()
+    const hi = Math.floor(timestamp / TWO_32)
+    this.words[w] = timestamp - hi * TWO_32
+    this.words[w + 1] = hi
+    this.words[w + 2] = relativeOffset
+  }
+
+  /** Relative offset of the last entry with timestamp < `timestamp`, or −1 when none. */
+  lookupBefore(timestamp: number): number {
+    const i = this.search(timestamp - 1, (j) => this.timestampAt(j))
+    return i < 0 ? -1 : this.relativeOffsetAt(i)
+  }
+
+  /** Drops entries at or past `relativeOffset`. */
+  truncateTo(relativeOffset: number): void {
+    let n = this.entries
+    while (n > 0 && this.relativeOffsetAt(n - 1) >= relativeOffset) n--
+    this.truncateEntries(n)
+  }
+
+  /** Same contract as OffsetIndex.check; `maxRelativeOffset` is the segment's last relative offset. */
+  check(maxRelativeOffset: number): string | null {
+    let prevTs = -1
+    let prevRel = -1
+    for (let i = 0; i < this.entries; i++) {
+      const ts = this.timestampAt(i)
+      const rel = this.relativeOffsetAt(i)
+      if (ts <= prevTs || rel < prevRel || rel > maxRelativeOffset) return `entry ${i} (${ts}, ${rel}) after (${prevTs}, ${prevRel}), last relative offset ${maxRelativeOffset}`
+      prevTs = ts
+      prevRel = rel
+    }
+    return null
+  }
+}

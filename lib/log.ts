@@ -1,0 +1,275 @@
+/**
+ * A Log is one data directory: its topics, their partitions, the directory lock and the
+ * clean-shutdown marker.
+ *
+ * Invariants:
+ * - At most one open Log per directory, across processes and within one: `open` takes an
+ *   flock on `<dir>/.lock` and fails with LOCKED otherwise.
+ * - Topic creation and deletion are atomic on disk: a topic is staged in `tmp/` and renamed
+ *   into `topics/`, and removed by renaming it into `trash/`; `open` empties both.
+ * - `clean-shutdown` exists only between a close that made everything durable and the next
+ *   open, which removes it (durably) before anything can be written.
+ * - Retention runs on an unref'd timer every `retentionCheckIntervalMs` and on demand.
+ */
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { StrandError, closed, describe, invalidArgument } from './errors.js'
+import { type TopicConfig, type TopicConfigInput, normaliseTopicConfig, resolveTopicConfig } from './config.js'
+import { type Clock, Partition, systemClock } from './partition.js'
+import { Topic, validateTopicName } from './topic.js'
+import { DirectoryLock } from './io/lock.js'
+import { readFrame, syncDirectory, writeFrame } from './io/files.js'
+import type { Partitioner } from './partitioner.js'
+
+export interface LogOptions {
+  /** Config for topics that do not override it. @default TOPIC_DEFAULTS */
+  defaults?: TopicConfigInput
+  /** How often retention runs (`log.retention.check.interval.ms`); 0 disables the timer. @default 300000 */
+  retentionCheckIntervalMs?: number
+  /** Source of "now" for default timestamps, rolls and retention; tests inject one. @default Date.now */
+  clock?: Clock
+  /** Makes the partitioner of each topic; the default is Kafka's (murmur2, sticky null keys). */
+  partitioner?: (topic: string) => Partitioner
+}
+
+export interface CreateTopicOptions {
+  /** @default 1 */
+  partitions?: number
+  /** Overrides of the log's defaults for this topic. */
+  config?: TopicConfigInput
+}
+
+/** The largest partition count a topic may have; each partition costs files and descriptors. */
+const MAX_PARTITIONS = 10_000
+const CLEAN_SHUTDOWN = 'clean-shutdown'
+const META_FILE = 'topic.meta'
+
+interface TopicMeta { name: string, partitions: number, config: Partial<TopicConfig>, createdAt: number }
+
+export class Log {
+  readonly dir: string
+  /** Whether the previous close was clean (no recovery ran). */
+  readonly openedCleanly: boolean
+  #lock: DirectoryLock
+  #defaults: Partial<TopicConfig>
+  #clock: Clock
+  #partitioner: ((topic: string) => Partitioner) | undefined
+  #topics = new Map<string, { topic: Topic, meta: TopicMeta }>()
+  #pending = new Set<string>()
+  #timer: NodeJS.Timeout | null = null
+  #closing: Promise<void> | null = null
+
+  private constructor(dir: string, lock: DirectoryLock, clean: boolean, defaults: Partial<TopicConfig>, clock: Clock, partitioner: LogOptions['partitioner']) {
+    this.dir = dir
+    this.#lock = lock
+    this.openedCleanly = clean
+    this.#defaults = defaults
+    this.#clock = clock
+    this.#partitioner = partitioner
+  }
+
+  /**
+   * Opens (creating if needed) the log in `dir`. Recovers every partition if the last close
+   * was not clean. Fails with LOCKED when another open Log holds the directory.
+   */
+  static async open(dir: string, options: LogOptions = {}): Promise<Log> {
+    if (typeof dir !== 'string' || dir.length === 0) throw invalidArgument('dir', 'a non-empty path', dir)
+    if (options === null || typeof options !== 'object') throw invalidArgument('options', 'an object', options)
+    if (os.endianness() !== 'LE') throw new StrandError('INVALID_ARGUMENT', 'strand index files are little-endian; this host is big-endian')
+    const defaults = normaliseTopicConfig(options.defaults, 'defaults')
+    const interval = options.retentionCheckIntervalMs ?? 300_000
+    if (!Number.isInteger(interval) || interval < 0) throw invalidArgument('retentionCheckIntervalMs', 'an integer >= 0', interval)
+    const clock = options.clock ?? systemClock
+    if (typeof clock?.now !== 'function') throw invalidArgument('clock', 'an object with now()', clock)
+
+    dir = path.resolve(dir)
+    fs.mkdirSync(dir, { recursive: true })
+    if (!fs.statSync(dir).isDirectory()) throw invalidArgument('dir', 'a directory', dir)
+    const lock = DirectoryLock.acquire(dir)
+    try {
+      const marker = path.join(dir, CLEAN_SHUTDOWN)
+      const clean = fs.existsSync(marker)
+      const log = new Log(dir, lock, clean, defaults, clock, options.partitioner)
+      for (const sub of ['tmp', 'trash']) {
+        fs.rmSync(path.join(dir, sub), { recursive: true, force: true })
+        fs.mkdirSync(path.join(dir, sub))
+      }
+      fs.mkdirSync(path.join(dir, 'topics'), { recursive: true })
+      await log.#loadTopics(clean)
+      if (clean) {
+        // Everything written from now on is unclean until the next close says otherwise.
+        fs.rmSync(marker)
+        await syncDirectory(dir)
+      }
+      if (interval > 0) {
+        log.#timer = setInterval(() => { log.enforceRetention().catch(() => {}) }, interval)
+        log.#timer.unref()
+      }
+      return log
+    } catch (err) {
+      lock.release()
+      throw err
+    }
+  }
+
+  async #loadTopics(clean: boolean): Promise<void> {
+    const topicsDir = path.join(this.dir, 'topics')
+    for (const name of fs.readdirSync(topicsDir).sort()) {
+      const tdir = path.join(topicsDir, name)
+      if (!fs.statSync(tdir).isDirectory()) continue
+      const metaFile = path.join(tdir, META_FILE)
+      const payload = readFrame('STTM', metaFile)
+      if (payload === null) continue // not a topic of ours
+      let meta: TopicMeta
+      try {
+        meta = JSON.parse(payload.toString('utf8'))
+      } catch (err) {
+        throw new StrandError('CORRUPT', `${metaFile}: not JSON (${(err as Error).message})`)
+      }
+      if (meta.name !== name || !Number.isInteger(meta.partitions) || meta.partitions < 1 || meta.partitions > MAX_PARTITIONS) {
+        throw new StrandError('CORRUPT', `${metaFile}: metadata ${JSON.stringify(meta).slice(0, 200)} does not fit directory ${name}`)
+      }
+      const config = resolveTopicConfig(this.#defaults, normaliseTopicConfig(meta.config, `${metaFile} config`))
+      await this.#openTopic(meta, config, clean)
+    }
+  }
+
+  async #openTopic(meta: TopicMeta, config: TopicConfig, clean: boolean): Promise<Topic> {
+    const partitions: Partition[] = []
+    try {
+      for (let i = 0; i < meta.partitions; i++) {
+        partitions.push(await Partition.open(path.join(this.dir, 'topics', meta.name, String(i)), meta.name, i, config, this.#clock, clean))
+      }
+    } catch (err) {
+      await Promise.allSettled(partitions.map((p) => p.close()))
+      throw err
+    }
+    const topic = new Topic(meta.name, partitions, config, this.#partitioner?.(meta.name))
+    this.#topics.set(meta.name, { topic, meta })
+    return topic
+  }
+
+  #checkOpen(): void {
+    if (this.#closing !== null) throw closed(`log ${this.dir}`)
+  }
+
+  /** Creates a topic durably; TOPIC_EXISTS if it exists. */
+  async createTopic(name: string, options: CreateTopicOptions = {}): Promise<Topic> {
+    this.#checkOpen()
+    validateTopicName(name)
+    if (options === null || typeof options !== 'object') throw invalidArgument('options', 'an object', options)
+    const partitions = options.partitions ?? 1
+    if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) throw invalidArgument('partitions', `an integer in [1, ${MAX_PARTITIONS}]`, partitions)
+    const overrides = normaliseTopicConfig(options.config)
+    const config = resolveTopicConfig(this.#defaults, overrides)
+    if (this.#topics.has(name) || this.#pending.has(name)) throw new StrandError('TOPIC_EXISTS', `topic ${name} already exists in ${this.dir}`)
+    this.#pending.add(name)
+    try {
+      const meta: TopicMeta = { name, partitions, config: overrides, createdAt: this.#clock.now() }
+      const stage = path.join(this.dir, 'tmp', randomBytes(8).toString('hex'))
+      fs.mkdirSync(stage)
+      for (let i = 0; i < partitions; i++) fs.mkdirSync(path.join(stage, String(i)))
+      await writeFrame('STTM', path.join(stage, META_FILE), Buffer.from(JSON.stringify(meta)))
+      await syncDirectory(stage)
+      const topicsDir = path.join(this.dir, 'topics')
+      await fs.promises.rename(stage, path.join(topicsDir, name))
+      await syncDirectory(topicsDir)
+      await syncDirectory(path.join(this.dir, 'tmp'))
+      return await this.#openTopic(meta, config, true)
+    } finally {
+      this.#pending.delete(name)
+    }
+  }
+
+  /** Closes and removes a topic and all its files; UNKNOWN_TOPIC if it does not exist. */
+  async deleteTopic(name: string): Promise<void> {
+    this.#checkOpen()
+    validateTopicName(name)
+    const entry = this.#topics.get(name)
+    if (entry === undefined || this.#pending.has(name)) throw new StrandError('UNKNOWN_TOPIC', `topic ${name} does not exist in ${this.dir}`)
+    this.#pending.add(name)
+    try {
+      this.#topics.delete(name)
+      await Promise.allSettled(entry.topic.partitions.map((p) => p.close()))
+      const trash = path.join(this.dir, 'trash', `${randomBytes(8).toString('hex')}`)
+      await fs.promises.rename(path.join(this.dir, 'topics', name), trash)
+      await syncDirectory(path.join(this.dir, 'topics'))
+      await fs.promises.rm(trash, { recursive: true, force: true })
+    } finally {
+      this.#pending.delete(name)
+    }
+  }
+
+  /** Names of the topics, sorted. */
+  topics(): string[] {
+    return [...this.#topics.keys()].sort()
+  }
+
+  hasTopic(name: string): boolean {
+    return this.#topics.has(name)
+  }
+
+  topic(name: string): Topic {
+    this.#checkOpen()
+    const entry = this.#topics.get(name)
+    if (entry === undefined) {
+      validateTopicName(name)
+      throw new StrandError('UNKNOWN_TOPIC', `topic ${name} does not exist in ${this.dir}`)
+    }
+    return entry.topic
+  }
+
+  /** Changes a topic's overrides on the live log (merged into the existing ones) and persists them. */
+  async alterTopicConfig(name: string, config: TopicConfigInput): Promise<TopicConfig> {
+    const topic = this.topic(name)
+    const entry = this.#topics.get(name)!
+    const overrides = { ...entry.meta.config, ...normaliseTopicConfig(config) }
+    const resolved = resolveTopicConfig(this.#defaults, overrides)
+    const meta = { ...entry.meta, config: overrides }
+    await writeFrame('STTM', path.join(this.dir, 'topics', name, META_FILE), Buffer.from(JSON.stringify(meta)))
+    entry.meta = meta
+    topic.reconfigure(resolved)
+    return resolved
+  }
+
+  /** Runs retention on every partition now; resolves to the number of segments deleted. */
+  async enforceRetention(): Promise<number> {
+    if (this.#closing !== null) return 0
+    const now = this.#clock.now()
+    let deleted = 0
+    for (const { topic } of this.#topics.values()) {
+      for (const p of topic.partitions) deleted += await p.enforceRetention(now)
+    }
+    return deleted
+  }
+
+  /**
+   * Closes every partition (flushing everything), writes the clean-shutdown marker if all
+   * closed cleanly, and releases the lock. Idempotent; appends after it fail with LOG_CLOSED.
+   */
+  close(): Promise<void> {
+    if (this.#closing === null) this.#closing = this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    try {
+      const all = [...this.#topics.values()].flatMap((e) => e.topic.partitions)
+      const results = await Promise.allSettled(all.map((p) => p.close()))
+      const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined
+      if (failed !== undefined) throw failed.reason
+      const marker = path.join(this.dir, CLEAN_SHUTDOWN)
+      fs.writeFileSync(marker, '')
+      await syncDirectory(this.dir)
+    } finally {
+      this.#lock.release()
+    }
+  }
+
+  toString(): string {
+    return `Log(${describe(this.dir)}, ${this.#topics.size} topics)`
+  }
+}

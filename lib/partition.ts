@@ -1,0 +1,689 @@
+/**
+ * A partition: an ordered run of segments holding one gap-free sequence of offsets.
+ *
+ * Invariants:
+ * - Segments are contiguous: each one's base offset is the previous one's next offset. Only
+ *   the last (active) segment takes appends; there is always one.
+ * - `logStartOffset ≤ logEndOffset`. Offsets below `logStartOffset` are gone to readers even
+ *   where their bytes still sit in the first segment.
+ * - Appends run synchronously up to the page cache, so offsets are assigned in call order and
+ *   a record is readable as soon as `append` returns its promise. What the promise's
+ *   resolution means is the flush policy's business (docs/durability.md).
+ * - Everything asynchronous — group-commit fdatasyncs, roll flushes, checkpoint writes,
+ *   segment deletion — runs one task at a time on `#queue` (p-queue, concurrency 1), in the
+ *   order it was asked for. fsync never runs on the event loop.
+ * - `syncedOffset`: every offset below it is on disk. It never passes `logEndOffset`.
+ * - After an I/O error that leaves the files in doubt, the partition refuses writes
+ *   (PARTITION_FAILED) until the Log is reopened; reads keep working.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import PQueue from 'p-queue'
+import { StrandError, closed, corrupt, invalidArgument } from './errors.js'
+import { BatchEncoder, type Record, type RecordBatch, type RecordInput, batchMaxTimestamp, setBatchBaseOffset } from './codec/record-batch.js'
+import type { TopicConfig } from './config.js'
+import { Segment, type SegmentConfig } from './segment.js'
+import { readFrame, syncDirectory, writeFrame } from './io/files.js'
+import { readInt64BE, writeInt64BE } from './codec/int64.js'
+
+export interface Clock { now(): number }
+export const systemClock: Clock = Object.freeze({ now: () => Date.now() })
+
+export interface AppendResult {
+  baseOffset: number
+  lastOffset: number
+}
+
+export interface AppendOptions {
+  /** Leader epoch stamped into the batch (replication). @default -1 */
+  leaderEpoch?: number
+}
+
+export interface ReadOptions {
+  /** Soft limit on the bytes returned; the first batch is returned whole even if larger. @default 1048576 */
+  maxBytes?: number
+  /** Verify each batch's checksum and offsets before returning it. @default true */
+  verify?: boolean
+}
+
+/** What a read returns: whole batches (the first may start before the requested offset). */
+export class ReadResult {
+  readonly batches: RecordBatch[]
+  /** The offset asked for. */
+  readonly offset: number
+  /** Where the next sequential read starts. Equals `offset` when nothing was returned. */
+  readonly nextOffset: number
+
+  constructor(batches: RecordBatch[], offset: number, nextOffset: number) {
+    this.batches = batches
+    this.offset = offset
+    this.nextOffset = nextOffset
+  }
+
+  /** Decodes the records at or after `offset`. Keys and values are slices of the read buffer. */
+  records(): Record[] {
+    const out: Record[] = []
+    for (const b of this.batches) b.decodeInto(out, this.offset)
+    return out
+  }
+}
+
+/** Something recovery did on open, for logs and tests. */
+export interface RecoveryEvent {
+  kind: 'truncated' | 'segment-deleted' | 'index-rebuilt' | 'checkpoint-reset' | 'file-removed'
+  file: string
+  detail: string
+}
+
+const CHECKPOINT_FILE = 'checkpoint'
+const SEGMENT_NAME = /^(\d{20})\.(log|index|timeindex)$/
+const INT32_MAX = 0x7fffffff
+const DEFAULT_MAX_BYTES = 1024 * 1024
+
+/** An encoded batch waiting for `commit`; see `Partition.prepare`. */
+export interface PreparedBatch {
+  readonly partition: Partition
+  readonly bytes: Buffer
+  readonly count: number
+}
+
+interface SyncWaiter { offset: number, resolve: () => void, reject: (err: Error) => void }
+
+export class Partition {
+  readonly topic: string
+  readonly id: number
+  readonly dir: string
+  /** What recovery did when this partition opened (empty after a clean open). */
+  readonly recovery: RecoveryEvent[] = []
+  #config: TopicConfig
+  #segConfig: SegmentConfig
+  #clock: Clock
+  #segments: Segment[] = []
+  #logStartOffset = 0
+  #recoveryPoint = 0
+  #syncedOffset = 0
+  /** Bumped by truncation: a sync that started before it must not advance syncedOffset. */
+  #generation = 0
+  #waiters: SyncWaiter[] = []
+  #syncScheduled = false
+  #messagesSinceSync = 0
+  #timer: NodeJS.Timeout | null = null
+  #encoder = new BatchEncoder()
+  // One task at a time, in order: what makes group commit, roll flushes and deletes safe together.
+  #queue = new PQueue({ concurrency: 1 })
+  #failed: StrandError | null = null
+  #closing: Promise<void> | null = null
+
+  private constructor(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock) {
+    this.dir = dir
+    this.topic = topic
+    this.id = id
+    this.#config = config
+    this.#segConfig = segmentConfig(config)
+    this.#clock = clock
+  }
+
+  /**
+   * Opens the partition in `dir` (created if missing). With `clean` (the log was closed
+   * cleanly) no data is read beyond each active segment's tail; otherwise every segment from
+   * the recovery point on is re-validated, cut at the first bad batch, and synced.
+   */
+  static async open(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock, clean: boolean): Promise<Partition> {
+    fs.mkdirSync(dir, { recursive: true })
+    const p = new Partition(dir, topic, id, config, clock)
+    await p.#load(clean)
+    p.#startFlushTimer()
+    return p
+  }
+
+  get logStartOffset(): number { return this.#logStartOffset }
+  /** LEO: the offset the next appended record will get. */
+  get logEndOffset(): number { return this.#segments[this.#segments.length - 1].nextOffset }
+  /** Every offset below this is fdatasync'ed. */
+  get syncedOffset(): number { return this.#syncedOffset }
+  get recoveryPoint(): number { return this.#recoveryPoint }
+  /** Bytes on disk across all segments' logs. */
+  get size(): number {
+    let n = 0
+    for (const s of this.#segments) n += s.size
+    return n
+  }
+  get segmentCount(): number { return this.#segments.length }
+  get config(): TopicConfig { return this.#config }
+  get isClosed(): boolean { return this.#closing !== null }
+
+  /** Base offsets of the segments, oldest first (diagnostics and tests). */
+  segmentBaseOffsets(): number[] {
+    return this.#segments.map((s) => s.baseOffset)
+  }
+
+  /** Replaces the config of a live partition; takes effect from the next append or check. */
+  reconfigure(config: TopicConfig): void {
+    this.#config = config
+    this.#segConfig = segmentConfig(config)
+    this.#startFlushTimer()
+  }
+
+  // --- appending ------------------------------------------------------------------------
+
+  /**
+   * Appends `records` as one batch with consecutive offsets. The write to the page cache
+   * happens before this returns; the promise resolves as the flush policy says. Invalid
+   * records reject with INVALID_ARGUMENT, an oversized batch with RECORD_TOO_LARGE; either
+   * way nothing is written.
+   */
+  append(records: readonly RecordInput[], options?: AppendOptions): Promise<AppendResult> {
+    try {
+      return this.#append(records, options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  #append(records: readonly RecordInput[], options?: AppendOptions): Promise<AppendResult> {
+    return this.commit(this.prepare(records, options))
+  }
+
+  /**
+   * First half of an append: validates and encodes the batch without writing it. A topic
+   * prepares every partition's batch before committing any, so one bad record anywhere
+   * writes nothing anywhere. Valid until the next prepare on this partition.
+   */
+  prepare(records: readonly RecordInput[], options?: AppendOptions): PreparedBatch {
+    this.#checkWritable()
+    const leaderEpoch = options?.leaderEpoch ?? -1
+    if (!Number.isInteger(leaderEpoch) || leaderEpoch < -1 || leaderEpoch > INT32_MAX) throw invalidArgument('leaderEpoch', 'an integer in [-1, 2^31-1]', leaderEpoch)
+    const bytes = this.#encoder.encode(records, { baseOffset: this.logEndOffset, now: this.#clock.now(), leaderEpoch })
+    if (bytes.length > this.#config.maxMessageBytes) {
+      throw new StrandError('RECORD_TOO_LARGE', `${this.topic}/${this.id}: batch of ${records.length} records is ${bytes.length} bytes, more than maxMessageBytes ${this.#config.maxMessageBytes}`)
+    }
+    return { partition: this, bytes, count: records.length }
+  }
+
+  /** Second half: assigns offsets, writes, and returns the flush policy's promise. */
+  commit(prepared: PreparedBatch): Promise<AppendResult> {
+    if (prepared.partition !== this) throw invalidArgument('prepared', `a batch prepared by ${this.topic}/${this.id}`, prepared)
+    this.#checkWritable()
+    const baseOffset = this.logEndOffset
+    const lastOffset = baseOffset + prepared.count - 1
+    // The base offset sits outside the checksum, so it can be set at commit.
+    setBatchBaseOffset(prepared.bytes, 0, baseOffset)
+    this.#maybeRoll(prepared.bytes.length, lastOffset, batchMaxTimestamp(prepared.bytes, 0))
+    const active = this.#active()
+    try {
+      active.append(prepared.bytes)
+    } catch (err) {
+      if (active.isBroken) this.#fail(err)
+      throw err
+    }
+    const result: AppendResult = { baseOffset, lastOffset }
+    const flush = this.#config.flush
+    if (flush === 'always') return this.#waitForSync(lastOffset).then(() => result)
+    if (flush !== 'os' && flush.messages !== undefined) {
+      this.#messagesSinceSync += prepared.count
+      if (this.#messagesSinceSync >= flush.messages) this.#scheduleSync()
+    }
+    return Promise.resolve(result)
+  }
+
+  #checkWritable(): void {
+    if (this.#closing !== null) throw closed(`partition ${this.topic}/${this.id}`)
+    if (this.#failed !== null) throw new StrandError('PARTITION_FAILED', `partition ${this.topic}/${this.id} refuses writes after an earlier error; reopen the log: ${this.#failed.message}`, { cause: this.#failed })
+  }
+
+  #active(): Segment {
+    return this.#segments[this.#segments.length - 1]
+  }
+
+  /**
+   * Rolls before a batch that would overflow the segment, its indexes or int32 relative
+   * offsets, or whose timestamp is more than `segmentMs` past the segment's first batch.
+   * Like Kafka, age compares record timestamps, so replayed old data does not roll per batch.
+   */
+  #maybeRoll(batchBytes: number, lastOffset: number, batchTimestamp: number): void {
+    const s = this.#active()
+    if (s.isEmpty) return
+    if (s.size + batchBytes > this.#config.segmentBytes ||
+      s.indexesFull ||
+      batchTimestamp - s.firstTimestamp > this.#config.segmentMs ||
+      lastOffset - s.baseOffset > INT32_MAX) {
+      this.#roll()
+    }
+  }
+
+  #roll(): void {
+    const old = this.#active()
+    old.seal()
+    const next = Segment.create(this.dir, old.nextOffset, this.#segConfig)
+    this.#segments.push(next)
+    // Flush the sealed segment and the new directory entry off the append path; the recovery
+    // point moves only once they are durable.
+    this.#background(async () => {
+      await old.sync()
+      await old.syncIndexes()
+      await syncDirectory(this.dir)
+      if (next.baseOffset > this.#recoveryPoint && this.#segments.includes(next)) {
+        this.#recoveryPoint = next.baseOffset
+        await this.#writeCheckpoint()
+      }
+    })
+  }
+
+  /** Rolls the active segment now, if it holds anything. */
+  roll(): void {
+    this.#checkWritable()
+    if (!this.#active().isEmpty) this.#roll()
+  }
+
+  // --- group commit ---------------------------------------------------------------------
+
+  #waitForSync(offset: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ offset, resolve, reject })
+      this.#scheduleSync()
+    })
+  }
+
+  /**
+   * Queues one sync round unless one is already queued and not yet started. A round syncs
+   * everything written before it starts, so appends that arrive while a round's fdatasync is
+   * in flight share the next round: one fdatasync per round, however many appends.
+   */
+  #scheduleSync(): void {
+    if (this.#syncScheduled) return
+    this.#syncScheduled = true
+    this.#background(() => this.#syncRound())
+  }
+
+  async #syncRound(): Promise<void> {
+    this.#syncScheduled = false
+    this.#messagesSinceSync = 0
+    const target = this.logEndOffset
+    const generation = this.#generation
+    for (const s of this.#segments.slice()) {
+      if (s.unflushedBytes > 0) await s.sync()
+    }
+    if (generation === this.#generation && target > this.#syncedOffset) this.#syncedOffset = target
+    this.#releaseWaiters()
+  }
+
+  #releaseWaiters(): void {
+    const w = this.#waiters
+    let i = 0
+    while (i < w.length && w[i].offset < this.#syncedOffset) w[i++].resolve()
+    if (i > 0) w.splice(0, i)
+    if (w.length > 0) this.#scheduleSync()
+  }
+
+  /** Runs `task` on the partition's queue; a failure there fails the partition. */
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    return this.#queue.add(async () => {
+      if (this.#failed !== null) throw this.#failed
+      try {
+        await task()
+      } catch (err) {
+        this.#fail(err)
+        throw this.#failed
+      }
+    })
+  }
+
+  /** Queues `task` without a caller to await it: its failure is recorded by #fail and reaches waiters. */
+  #background(task: () => Promise<void>): void {
+    this.#enqueue(task).catch(() => {})
+  }
+
+  #fail(err: unknown): void {
+    if (this.#failed === null) {
+      this.#failed = err instanceof StrandError ? err : new StrandError('IO_ERROR', `${this.topic}/${this.id}: ${(err as Error)?.message}`, { cause: err })
+    }
+    const waiters = this.#waiters.splice(0)
+    for (const w of waiters) w.reject(this.#failed)
+  }
+
+  /** Syncs everything appended so far; resolves when it is on disk. */
+  flush(): Promise<void> {
+    if (this.#failed !== null) return Promise.reject(this.#failed)
+    const end = this.logEndOffset
+    if (end <= this.#syncedOffset) return Promise.resolve()
+    return this.#waitForSync(end - 1)
+  }
+
+  #startFlushTimer(): void {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#timer = null
+    const flush = this.#config.flush
+    if (typeof flush === 'object' && flush.intervalMs !== undefined) {
+      this.#timer = setInterval(() => {
+        if (this.logEndOffset > this.#syncedOffset && this.#failed === null) this.#scheduleSync()
+      }, flush.intervalMs)
+      this.#timer.unref()
+    }
+  }
+
+  // --- reading --------------------------------------------------------------------------
+
+  /**
+   * Whole batches from the one containing `offset`, up to about `maxBytes`, from one segment.
+   * `offset === logEndOffset` returns nothing; below `logStartOffset` or past the end is
+   * OFFSET_OUT_OF_RANGE. Synchronous: it reads the page cache (or the disk, if cold) on the
+   * calling thread.
+   */
+  read(offset: number, options?: ReadOptions): ReadResult {
+    if (this.#closing !== null) throw closed(`partition ${this.topic}/${this.id}`)
+    this.#checkOffset(offset, 'offset')
+    const maxBytes = options?.maxBytes ?? DEFAULT_MAX_BYTES
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw invalidArgument('maxBytes', 'a safe integer >= 1', maxBytes)
+    const verify = options?.verify ?? true
+    const out: RecordBatch[] = []
+    for (let i = this.#segmentIndexFor(offset); i < this.#segments.length; i++) {
+      if (this.#segments[i].read(offset, maxBytes, out, verify) > 0) break
+    }
+    return new ReadResult(out, offset, out.length > 0 ? out[out.length - 1].nextOffset : offset)
+  }
+
+  #checkOffset(offset: number, name: string): void {
+    if (!Number.isSafeInteger(offset)) throw invalidArgument(name, 'a safe integer', offset)
+    if (offset < this.#logStartOffset || offset > this.logEndOffset) {
+      throw new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: offset ${offset} is outside [${this.#logStartOffset}, ${this.logEndOffset}]`)
+    }
+  }
+
+  /** Index of the last segment whose base offset ≤ `offset` (0 when before all). */
+  #segmentIndexFor(offset: number): number {
+    const s = this.#segments
+    let lo = 0
+    let hi = s.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if (s[mid].baseOffset <= offset) lo = mid
+      else hi = mid - 1
+    }
+    return lo
+  }
+
+  /**
+   * The earliest offset whose record timestamp is ≥ `timestamp`, or null when none is. Uses
+   * each segment's largest timestamp to skip segments, then its time index, then the batches.
+   */
+  offsetForTimestamp(timestamp: number): number | null {
+    if (this.#closing !== null) throw closed(`partition ${this.topic}/${this.id}`)
+    if (!Number.isSafeInteger(timestamp)) throw invalidArgument('timestamp', 'a safe integer (ms)', timestamp)
+    for (const s of this.#segments) {
+      if (s.maxTimestamp < timestamp || s.nextOffset <= this.#logStartOffset) continue
+      let batch = s.findByTimestamp(timestamp)
+      while (batch !== null) {
+        for (const r of batch.records(this.#logStartOffset)) if (r.timestamp >= timestamp) return r.offset
+        if (batch.nextOffset >= s.nextOffset) break
+        const more = this.read(batch.nextOffset, { maxBytes: 1 })
+        batch = more.batches.find((b) => b.maxTimestamp >= timestamp) ?? null
+      }
+    }
+    return null
+  }
+
+  // --- truncation, deletion, retention ---------------------------------------------------
+
+  /**
+   * Removes every record at or after `offset` (replication's truncation). Cuts at a batch
+   * boundary: when `offset` falls inside a batch the whole batch goes, so the new end may be
+   * below `offset`. Appends still waiting for a sync of removed records are rejected.
+   * Resolves once the cut and the checkpoint are durable.
+   */
+  async truncateTo(offset: number): Promise<void> {
+    this.#checkWritable()
+    if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument('offset', 'a safe integer >= 0', offset)
+    if (offset >= this.logEndOffset) return
+    this.#generation++
+    let doomed: Segment[]
+    if (offset <= this.#segments[0].baseOffset) {
+      doomed = this.#segments.splice(0)
+      this.#segments.push(Segment.create(this.dir, offset, this.#segConfig))
+    } else {
+      const keep = this.#segmentIndexFor(offset)
+      doomed = this.#segments.splice(keep + 1)
+      this.#active().truncateTo(offset)
+    }
+    for (const s of doomed) this.#removeSegmentNow(s)
+    const end = this.logEndOffset
+    if (this.#logStartOffset > end) this.#logStartOffset = end
+    if (this.#syncedOffset > end) this.#syncedOffset = end
+    if (this.#recoveryPoint > end) this.#recoveryPoint = end
+    const cut = this.#waiters.filter((w) => w.offset >= end)
+    this.#waiters = this.#waiters.filter((w) => w.offset < end)
+    for (const w of cut) w.reject(new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: offset ${w.offset} was truncated before it was synced`))
+    const active = this.#active()
+    await this.#enqueue(async () => {
+      await active.sync()
+      await syncDirectory(this.dir)
+      await this.#writeCheckpoint()
+    })
+  }
+
+  /**
+   * Makes `offset` the log start offset: records below it disappear for readers at once, and
+   * whole segments below it are deleted. Resolves when the new start is durable.
+   */
+  async deleteRecordsBefore(offset: number): Promise<void> {
+    this.#checkWritable()
+    if (!Number.isSafeInteger(offset)) throw invalidArgument('offset', 'a safe integer', offset)
+    if (offset > this.logEndOffset) throw new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: cannot delete before ${offset}, past the log end offset ${this.logEndOffset}`)
+    if (offset <= this.#logStartOffset) return
+    await this.#advanceLogStart(offset)
+  }
+
+  /**
+   * Deletes sealed segments past `retentionMs` (by their newest record) or beyond
+   * `retentionBytes` (oldest first). Never the active segment. Resolves to the number deleted.
+   */
+  async enforceRetention(now = this.#clock.now()): Promise<number> {
+    if (this.#closing !== null || this.#failed !== null) return 0
+    const { retentionMs, retentionBytes } = this.#config
+    const sealed = this.#segments.length - 1
+    let byTime = 0
+    if (retentionMs >= 0) {
+      while (byTime < sealed && now - this.#segments[byTime].maxTimestamp > retentionMs) byTime++
+    }
+    let bySize = 0
+    if (retentionBytes >= 0) {
+      let excess = this.size - retentionBytes
+      while (bySize < sealed && excess >= this.#segments[bySize].size) excess -= this.#segments[bySize++].size
+    }
+    const count = Math.max(byTime, bySize)
+    if (count === 0) return 0
+    await this.#advanceLogStart(this.#segments[count].baseOffset)
+    return count
+  }
+
+  async #advanceLogStart(offset: number): Promise<void> {
+    this.#logStartOffset = Math.max(this.#logStartOffset, offset)
+    const doomed: Segment[] = []
+    while (this.#segments.length > 1 && this.#segments[0].nextOffset <= this.#logStartOffset) doomed.push(this.#segments.shift()!)
+    // Rename now so the files are out of the partition at once; unlink after the new start
+    // is durable. A crash in between leaves `.deleted` files, which open() removes.
+    const trash: string[] = []
+    for (const s of doomed) {
+      s.close(false)
+      for (const f of s.files) {
+        try {
+          fs.renameSync(f, f + '.deleted')
+          trash.push(f + '.deleted')
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        }
+      }
+    }
+    await this.#enqueue(async () => {
+      await this.#writeCheckpoint()
+      await Promise.all(trash.map((f) => fs.promises.rm(f, { force: true })))
+      if (trash.length > 0) await syncDirectory(this.dir)
+    })
+  }
+
+  #removeSegmentNow(s: Segment): void {
+    s.close(false)
+    for (const f of s.files) fs.rmSync(f, { force: true })
+  }
+
+  #writeCheckpoint(): Promise<void> {
+    const payload = Buffer.alloc(16)
+    writeInt64BE(payload, 0, this.#logStartOffset)
+    writeInt64BE(payload, 8, Math.min(this.#recoveryPoint, this.logEndOffset))
+    return writeFrame('STCP', path.join(this.dir, CHECKPOINT_FILE), payload)
+  }
+
+  // --- open and close -------------------------------------------------------------------
+
+  async #load(clean: boolean): Promise<void> {
+    const bases = this.#scanDirectory()
+    const checkpointFile = path.join(this.dir, CHECKPOINT_FILE)
+    let checkpoint: Buffer | null = null
+    try {
+      checkpoint = readFrame('STCP', checkpointFile)
+      if (checkpoint !== null && checkpoint.length !== 16) throw corrupt(checkpointFile, `payload of ${checkpoint.length} bytes, expected 16`)
+    } catch (err) {
+      if (!(err instanceof StrandError) || err.code !== 'CORRUPT') throw err
+      // Both values are derivable: start from the first segment and re-validate everything.
+      this.recovery.push({ kind: 'checkpoint-reset', file: checkpointFile, detail: err.message })
+      checkpoint = null
+      clean = false
+    }
+    this.#logStartOffset = checkpoint !== null ? readInt64BE(checkpoint, 0) : 0
+    this.#recoveryPoint = checkpoint !== null ? readInt64BE(checkpoint, 8) : 0
+
+    if (bases.length === 0) {
+      this.#segments.push(Segment.create(this.dir, Math.max(0, this.#logStartOffset), this.#segConfig))
+      await syncDirectory(this.dir)
+    } else {
+      for (let i = 0; i < bases.length; i++) {
+        const last = i === bases.length - 1
+        this.#segments.push(Segment.open(this.dir, bases[i], this.#segConfig, !last, last ? null : bases[i + 1]))
+      }
+      if (clean) {
+        const why = this.#active().loadTail()
+        if (why !== null) {
+          this.recovery.push({ kind: 'index-rebuilt', file: this.#active().logPath, detail: why })
+          clean = false
+        }
+      }
+      if (!clean) await this.#recover()
+    }
+    const first = this.#segments[0].baseOffset
+    this.#logStartOffset = Math.min(Math.max(this.#logStartOffset, first), this.logEndOffset)
+    // A crash after a log-start checkpoint but before its segments were deleted: finish the job.
+    if (this.#segments.length > 1 && this.#segments[0].nextOffset <= this.#logStartOffset) await this.#advanceLogStart(this.#logStartOffset)
+    this.#syncedOffset = this.logEndOffset
+    this.#recoveryPoint = this.logEndOffset
+  }
+
+  /**
+   * Lists the directory: removes leftovers of interrupted work (`.tmp`, `.deleted`, indexes
+   * without a log) and returns the segments' base offsets in order. Unknown files are left alone.
+   */
+  #scanDirectory(): number[] {
+    const logs = new Set<number>()
+    const indexes: string[] = []
+    for (const name of fs.readdirSync(this.dir)) {
+      const full = path.join(this.dir, name)
+      if (name.endsWith('.deleted') || name.endsWith('.tmp')) {
+        fs.rmSync(full, { force: true, recursive: true })
+        this.recovery.push({ kind: 'file-removed', file: full, detail: 'leftover of interrupted work' })
+        continue
+      }
+      const m = SEGMENT_NAME.exec(name)
+      if (m === null) continue
+      const base = Number(m[1])
+      if (!Number.isSafeInteger(base)) continue
+      if (m[2] === 'log') logs.add(base)
+      else indexes.push(name)
+    }
+    for (const name of indexes) {
+      if (!logs.has(Number(name.slice(0, 20)))) {
+        const full = path.join(this.dir, name)
+        fs.rmSync(full, { force: true })
+        this.recovery.push({ kind: 'file-removed', file: full, detail: 'index without a log' })
+      }
+    }
+    return [...logs].sort((a, b) => a - b)
+  }
+
+  /**
+   * Unclean open: re-validates each segment from the one holding the recovery point. The
+   * first damaged segment is cut at its last good batch and every later segment is deleted
+   * (offsets must stay gap-free). What was recovered is then synced, so the new recovery
+   * point is true.
+   */
+  async #recover(): Promise<void> {
+    const segs = this.#segments
+    let i = Math.max(0, this.#segmentIndexFor(this.#recoveryPoint))
+    for (; i < segs.length; i++) {
+      const s = segs[i]
+      if (i > 0 && s.baseOffset !== segs[i - 1].nextOffset) {
+        this.#dropFrom(i, `base offset ${s.baseOffset} does not follow ${segs[i - 1].nextOffset}`)
+        break
+      }
+      const r = s.recover()
+      if (r.truncatedBytes > 0) {
+        this.recovery.push({ kind: 'truncated', file: s.logPath, detail: `${r.truncatedBytes} bytes ${r.reason}` })
+        if (i + 1 < segs.length) this.#dropFrom(i + 1, `follows damage in ${s.logPath}`)
+        break
+      }
+    }
+    if (this.#active().isSealed) this.#active().unseal()
+    for (const s of this.#segments.slice(Math.max(0, this.#segmentIndexFor(this.#recoveryPoint)))) {
+      await s.sync()
+      await s.syncIndexes()
+    }
+    await syncDirectory(this.dir)
+  }
+
+  #dropFrom(i: number, why: string): void {
+    for (const s of this.#segments.splice(i)) {
+      this.recovery.push({ kind: 'segment-deleted', file: s.logPath, detail: why })
+      this.#removeSegmentNow(s)
+    }
+    this.#active().unseal()
+  }
+
+  /**
+   * Waits for queued work, syncs every segment and index, trims the active indexes and
+   * writes the checkpoint with the recovery point at the end of the log. Appends waiting for
+   * a sync resolve (or reject, if the final sync fails). Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing === null) this.#closing = this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    await this.#queue.onIdle()
+    if (this.#failed === null) {
+      try {
+        for (const s of this.#segments) s.seal()
+        for (const s of this.#segments) {
+          await s.sync()
+          await s.syncIndexes()
+        }
+        this.#syncedOffset = this.logEndOffset
+        this.#releaseWaiters()
+        this.#recoveryPoint = this.logEndOffset
+        await this.#writeCheckpoint()
+      } catch (err) {
+        this.#fail(err)
+      }
+    }
+    for (const w of this.#waiters.splice(0)) w.reject(this.#failed ?? closed(`partition ${this.topic}/${this.id}`))
+    for (const s of this.#segments) s.close(false)
+    if (this.#failed !== null) throw this.#failed
+  }
+
+  /** True when the last close left everything durable; the Log writes its clean marker only then. */
+  get closedCleanly(): boolean {
+    return this.#closing !== null && this.#failed === null
+  }
+}
+
+function segmentConfig(c: TopicConfig): SegmentConfig {
+  return { indexIntervalBytes: c.indexIntervalBytes, segmentIndexBytes: c.segmentIndexBytes, maxMessageBytes: c.maxMessageBytes }
+}

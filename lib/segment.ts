@@ -1,0 +1,498 @@
+/**
+ * One segment of a partition: `<base>.log` holding whole record batches, with its sparse
+ * `.index` and `.timeindex`.
+ *
+ * Invariants:
+ * - The log holds whole, checksummed batches with gap-free offsets starting at `baseOffset`;
+ *   `size` is the end of the last whole batch and the file is never longer once a write has
+ *   returned (a failed write is cut back).
+ * - Only the active (last) segment of a partition is appended to; a sealed segment's indexes
+ *   are trimmed and read-only.
+ * - Indexes are derived from the log. Whatever they say is checked against the batch headers
+ *   they point at; on disagreement the segment rebuilds them from the log.
+ * - Writes are synchronous `pwrite`s into the page cache; durability comes from `sync()`,
+ *   which runs fdatasync on the thread pool. Not thread-safe: the partition serialises calls.
+ * - Positions are int32: a segment is at most 2 GiB − 1 bytes.
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import { StrandError, corrupt } from './errors.js'
+import {
+  HEADER_SIZE, RecordBatch, batchBaseOffset, batchLastOffset, batchMaxTimestamp, batchSize, checkBatch,
+} from './codec/record-batch.js'
+import { OffsetIndex } from './index/offset-index.js'
+import { TimeIndex } from './index/time-index.js'
+import { fdatasync, ioError, readFully, writeFully } from './io/files.js'
+
+export interface SegmentConfig {
+  indexIntervalBytes: number
+  segmentIndexBytes: number
+  maxMessageBytes: number
+}
+
+/** Bytes read per scan step: large enough that a scan is a few syscalls, small enough to stay cached. */
+const SCAN_CHUNK = 64 * 1024
+/** Recovery reads in larger steps: it reads whole segments. */
+const RECOVERY_CHUNK = 1024 * 1024
+
+export function segmentFileName(baseOffset: number, suffix: '.log' | '.index' | '.timeindex'): string {
+  return String(baseOffset).padStart(20, '0') + suffix
+}
+
+/** Result of re-validating a segment's batches. */
+export interface RecoveryResult {
+  /** Bytes cut from the end of the log because they were torn, corrupt or out of sequence. */
+  truncatedBytes: number
+  /** Why the cut was made; null when the whole file was valid. */
+  reason: string | null
+}
+
+export class Segment {
+  readonly baseOffset: number
+  readonly logPath: string
+  readonly #config: SegmentConfig
+  #fd: number
+  #index: OffsetIndex
+  #timeIndex: TimeIndex
+  #size = 0
+  #nextOffset: number
+  #flushedSize = 0
+  #maxTimestamp = -1
+  #relOffsetOfMaxTimestamp = 0
+  #firstTimestamp = -1
+  #bytesSinceIndexEntry = 0
+  #sealed: boolean
+  /** A failed write could not be cut back: the file may end in a partial batch. */
+  #broken = false
+  /** Scratch for header scans; never handed to callers. */
+  #scratch: Buffer | null = null
+
+  private constructor(dir: string, baseOffset: number, config: SegmentConfig, fd: number, sealed: boolean) {
+    this.baseOffset = baseOffset
+    this.logPath = path.join(dir, segmentFileName(baseOffset, '.log'))
+    this.#config = config
+    this.#fd = fd
+    this.#sealed = sealed
+    this.#nextOffset = baseOffset
+    const indexPath = path.join(dir, segmentFileName(baseOffset, '.index'))
+    const timeIndexPath = path.join(dir, segmentFileName(baseOffset, '.timeindex'))
+    this.#index = new OffsetIndex(indexPath, config.segmentIndexBytes, sealed)
+    this.#timeIndex = new TimeIndex(timeIndexPath, config.segmentIndexBytes, sealed)
+  }
+
+  /** Creates an empty active segment; any leftover files of the same name are replaced. */
+  static create(dir: string, baseOffset: number, config: SegmentConfig): Segment {
+    for (const suffix of ['.index', '.timeindex'] as const) fs.rmSync(path.join(dir, segmentFileName(baseOffset, suffix)), { force: true })
+    const file = path.join(dir, segmentFileName(baseOffset, '.log'))
+    let fd: number
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o644)
+    } catch (err) {
+      throw ioError('create', file, err)
+    }
+    const s = new Segment(dir, baseOffset, config, fd, false)
+    return s
+  }
+
+  /**
+   * Opens an existing segment without reading its data. `nextOffset` is the offset after its
+   * last batch when the caller knows it (the next segment's base); for the last segment pass
+   * null and call `loadTail()` or `recover()`.
+   */
+  static open(dir: string, baseOffset: number, config: SegmentConfig, sealed: boolean, nextOffset: number | null): Segment {
+    const file = path.join(dir, segmentFileName(baseOffset, '.log'))
+    let fd: number
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDWR)
+    } catch (err) {
+      throw ioError('open', file, err)
+    }
+    const s = new Segment(dir, baseOffset, config, fd, sealed)
+    s.#size = fs.fstatSync(fd).size
+    s.#flushedSize = s.#size
+    s.#nextOffset = nextOffset ?? baseOffset
+    if (s.#timeIndex.entries > 0) {
+      s.#maxTimestamp = s.#timeIndex.lastTimestamp
+      s.#relOffsetOfMaxTimestamp = s.#timeIndex.lastRelativeOffset
+    }
+    return s
+  }
+
+  get size(): number { return this.#size }
+  get nextOffset(): number { return this.#nextOffset }
+  get isEmpty(): boolean { return this.#size === 0 }
+  get isSealed(): boolean { return this.#sealed }
+  /** True after a failed write that could not be undone; only a reopen (recovery) repairs it. */
+  get isBroken(): boolean { return this.#broken }
+  get maxTimestamp(): number { return this.#maxTimestamp }
+  /** Timestamp of the first batch (its max), which `segmentMs` rolls count from; −1 when empty. */
+  get firstTimestamp(): number { return this.#firstTimestamp }
+  get unflushedBytes(): number { return this.#size - this.#flushedSize }
+  get indexEntries(): number { return this.#index.entries }
+  get timeIndexEntries(): number { return this.#timeIndex.entries }
+
+  /** True when one more index entry might not fit: the segment must roll before the next append. */
+  get indexesFull(): boolean {
+    // The time index keeps one slot for the final entry written at seal.
+    return this.#index.isFull || this.#timeIndex.entries >= this.#timeIndex.maxEntries - 1
+  }
+
+  /**
+   * Appends one encoded, checksummed batch whose offsets start at `nextOffset`. Synchronous:
+   * the bytes are in the page cache when this returns. On a failed write the file is cut
+   * back to its previous size, so no partial batch is ever visible, and IO_ERROR is thrown.
+   */
+  append(batch: Uint8Array): void {
+    const position = this.#size
+    try {
+      writeFully(this.#fd, batch, position)
+    } catch (err) {
+      try {
+        fs.ftruncateSync(this.#fd, position)
+      } catch (truncErr) {
+        this.#broken = true
+        throw new StrandError('IO_ERROR', `${this.logPath}: write failed (${(err as NodeJS.ErrnoException).code}) and cutting back to ${position} failed too; the segment is unusable until reopened`, { cause: truncErr })
+      }
+      throw ioError('write', this.logPath, err)
+    }
+    this.#track(batch, 0, position)
+  }
+
+  /** Index bookkeeping for the batch at `p` in `buf`, stored at file `position`. */
+  #track(buf: Uint8Array, p: number, position: number): void {
+    const size = batchSize(buf, p)
+    const relOffset = batchBaseOffset(buf, p) - this.baseOffset
+    const maxTs = batchMaxTimestamp(buf, p)
+    if (this.#firstTimestamp < 0) this.#firstTimestamp = maxTs
+    if (maxTs > this.#maxTimestamp) {
+      this.#maxTimestamp = maxTs
+      this.#relOffsetOfMaxTimestamp = relOffset
+    }
+    if (this.#index.entries === 0 || this.#bytesSinceIndexEntry > this.#config.indexIntervalBytes) {
+      this.#index.append(relOffset, position)
+      this.#timeIndex.maybeAppend(this.#maxTimestamp, this.#relOffsetOfMaxTimestamp)
+      this.#bytesSinceIndexEntry = 0
+    }
+    this.#bytesSinceIndexEntry += size
+    this.#size = position + size
+    this.#nextOffset = batchLastOffset(buf, p) + 1
+  }
+
+  /** fdatasync of the log (and, for a sealed segment, of its indexes) on the thread pool. */
+  async sync(): Promise<void> {
+    const target = this.#size
+    if (target > this.#flushedSize) {
+      try {
+        await fdatasync(this.#fd)
+      } catch (err) {
+        throw ioError('fdatasync', this.logPath, err)
+      }
+      if (target > this.#flushedSize) this.#flushedSize = target
+    }
+  }
+
+  /** Makes the indexes durable (fsync through the file; the kernel writes mmap'd dirty pages too). */
+  async syncIndexes(): Promise<void> {
+    for (const file of [this.#index.path, this.#timeIndex.path]) {
+      try {
+        const h = await fs.promises.open(file, 'r+')
+        try { await h.datasync() } finally { await h.close() }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('fdatasync', file, err)
+      }
+    }
+  }
+
+  /** Trims the indexes and records the final time-index entry; the segment takes no more appends. */
+  seal(): void {
+    if (this.#sealed) return
+    if (this.#maxTimestamp >= 0) this.#timeIndex.maybeAppend(this.#maxTimestamp, this.#relOffsetOfMaxTimestamp)
+    this.#index.seal()
+    this.#timeIndex.seal()
+    this.#sealed = true
+  }
+
+  /** Makes a sealed segment active again: truncation cut the partition back into it. */
+  unseal(): void {
+    if (!this.#sealed) return
+    this.#index.unseal()
+    this.#timeIndex.unseal()
+    this.#sealed = false
+  }
+
+  // --- reading --------------------------------------------------------------------------
+
+  #scratchOf(size: number): Buffer {
+    if (this.#scratch === null || this.#scratch.length < size) this.#scratch = Buffer.allocUnsafeSlow(Math.max(size, SCAN_CHUNK))
+    return this.#scratch
+  }
+
+  /**
+   * Position and size of the batch containing `offset` (or the first batch after it), or null
+   * when the segment has none. Starts from the index and walks batch headers; a header that
+   * does not fit what the index promised means the index is wrong, and it is rebuilt.
+   */
+  locate(offset: number): { position: number, size: number } | null {
+    if (offset >= this.#nextOffset) return null
+    const start = this.#index.lookup(offset - this.baseOffset)
+    const found = this.#walk(start, offset)
+    if (found !== 'inconsistent') return found
+    this.rebuildIndexes()
+    const again = this.#walk(0, offset)
+    if (again === 'inconsistent') throw corrupt(this.logPath, `no valid batch sequence leads to offset ${offset}`)
+    return again
+  }
+
+  #walk(position: number, offset: number): { position: number, size: number } | null | 'inconsistent' {
+    const buf = this.#scratchOf(SCAN_CHUNK)
+    let pos = position
+    let first = true
+    while (pos < this.#size) {
+      const n = readFully(this.#fd, buf, 0, Math.min(SCAN_CHUNK, this.#size - pos), pos)
+      let p = 0
+      while (p + HEADER_SIZE <= n) {
+        const size = batchSize(buf, p)
+        if (size <= HEADER_SIZE || pos + p + size > this.#size) return 'inconsistent'
+        const base = batchBaseOffset(buf, p)
+        // The index entry must point at a batch that starts at or before the target.
+        if (first && base > offset) return 'inconsistent'
+        first = false
+        if (batchLastOffset(buf, p) >= offset) return { position: pos + p, size }
+        p += size
+      }
+      if (p === 0) return 'inconsistent'
+      pos += p
+    }
+    return null
+  }
+
+  /**
+   * Reads whole batches starting with the one that contains `offset`, adding them to `out`:
+   * at least one batch, then more while the total stays within `maxBytes`. One pread; the
+   * batches are slices of one fresh buffer. With `verify`, each batch's checksum and offsets
+   * are checked and a mismatch throws CORRUPT. Returns the bytes added.
+   */
+  read(offset: number, maxBytes: number, out: RecordBatch[], verify: boolean): number {
+    const at = this.locate(offset)
+    if (at === null) return 0
+    const len = Math.min(this.#size - at.position, Math.max(maxBytes, at.size))
+    const buf = Buffer.allocUnsafe(len)
+    const n = readFully(this.#fd, buf, 0, len, at.position)
+    if (n < len) throw corrupt(this.logPath, `read ${n} of ${len} bytes at position ${at.position}`)
+    let p = 0
+    let expected = -1
+    while (p + HEADER_SIZE <= len) {
+      const size = batchSize(buf, p)
+      if (p + size > len) break
+      if (verify) {
+        const why = checkBatch(buf, p, len, this.#config.maxMessageBytes)
+        if (why !== null) throw corrupt(this.logPath, `batch at position ${at.position + p}: ${why}`)
+        const base = batchBaseOffset(buf, p)
+        if (expected >= 0 && base !== expected) throw corrupt(this.logPath, `batch at position ${at.position + p} has base offset ${base}, expected ${expected}`)
+        expected = batchLastOffset(buf, p) + 1
+      }
+      out.push(new RecordBatch(buf.subarray(p, p + size)))
+      p += size
+    }
+    return p
+  }
+
+  /**
+   * Scans batches from the index entry before `timestamp` for the first batch whose largest
+   * timestamp is ≥ it; returns that batch, or null.
+   */
+  findByTimestamp(timestamp: number): RecordBatch | null {
+    if (this.#maxTimestamp < timestamp) return null
+    const rel = this.#timeIndex.lookupBefore(timestamp)
+    let offset = rel < 0 ? this.baseOffset : this.baseOffset + rel
+    for (;;) {
+      const out: RecordBatch[] = []
+      if (this.read(offset, SCAN_CHUNK, out, true) === 0) return null
+      for (const b of out) if (b.maxTimestamp >= timestamp) return b
+      offset = out[out.length - 1].nextOffset
+    }
+  }
+
+  // --- recovery and truncation ------------------------------------------------------------
+
+  /**
+   * Re-validates every batch from the start of the file — sizes, checksums, gap-free offsets
+   * from `baseOffset` — rebuilding both indexes as it goes, and cuts the file at the first
+   * batch that fails. A crash can leave garbage after a file's new size, not only a short
+   * tail, which is why every batch's checksum is checked, not just the length.
+   * Reads at most max(1 MiB, maxMessageBytes) at a time, whatever the length fields say.
+   */
+  recover(): RecoveryResult {
+    const wasSealed = this.#sealed
+    this.unseal()
+    this.#resetTracking()
+    const fileSize = fs.fstatSync(this.#fd).size
+    const maxBatch = this.#config.maxMessageBytes
+    let buf = this.#scratchOf(RECOVERY_CHUNK)
+    let pos = 0
+    let reason: string | null = null
+    let expected = this.baseOffset
+    outer: while (pos < fileSize) {
+      const want = Math.min(buf.length, fileSize - pos)
+      const n = readFully(this.#fd, buf, 0, want, pos)
+      let p = 0
+      while (p < n) {
+        if (n - p < HEADER_SIZE || p + batchSize(buf, p) > n) {
+          // The next batch is not wholly in this chunk. Read again from it, with a bigger
+          // buffer if it is bigger than a chunk but still within bounds.
+          if (p > 0) break
+          if (n - p >= HEADER_SIZE) {
+            const size = batchSize(buf, p)
+            if (size > buf.length && size <= maxBatch && pos + size <= fileSize) {
+              buf = this.#scratchOf(size)
+              continue outer
+            }
+          }
+          reason = checkBatch(buf, p, n, maxBatch) ?? 'torn batch'
+          break outer
+        }
+        reason = checkBatch(buf, p, n, maxBatch)
+        if (reason === null && batchBaseOffset(buf, p) !== expected) reason = `base offset ${batchBaseOffset(buf, p)}, expected ${expected}`
+        if (reason !== null) break outer
+        this.#track(buf, p, pos + p)
+        expected = this.#nextOffset
+        p += batchSize(buf, p)
+      }
+      pos += p
+    }
+    const truncatedBytes = fileSize - this.#size
+    if (truncatedBytes > 0) {
+      reason = `at position ${this.#size}: ${reason ?? 'trailing bytes'}`
+      try {
+        fs.ftruncateSync(this.#fd, this.#size)
+      } catch (err) {
+        throw ioError('truncate', this.logPath, err)
+      }
+    }
+    // What recovery read may have come from the page cache of a crashed process, not the disk.
+    this.#flushedSize = 0
+    if (wasSealed) this.seal()
+    return { truncatedBytes, reason: truncatedBytes > 0 ? reason : null }
+  }
+
+  /** Rebuilds both indexes from the log; the log is trusted up to `size`. */
+  rebuildIndexes(): void {
+    const size = this.#size
+    const result = this.recover()
+    if (result.truncatedBytes > 0 || this.#size !== size) {
+      throw corrupt(this.logPath, `rebuilding indexes found damage ${result.reason}`)
+    }
+  }
+
+  #resetTracking(): void {
+    this.#size = 0
+    this.#nextOffset = this.baseOffset
+    this.#maxTimestamp = -1
+    this.#relOffsetOfMaxTimestamp = 0
+    this.#firstTimestamp = -1
+    this.#bytesSinceIndexEntry = 0
+    this.#index.truncateTo(0)
+    this.#timeIndex.truncateTo(0)
+  }
+
+  /**
+   * After a clean close: checks the indexes against the file and reads only the batches after
+   * the last index entry (at most about `indexIntervalBytes` plus one batch) to learn the end
+   * offset. Returns why that failed, or null; on failure the caller runs `recover()`.
+   */
+  loadTail(): string | null {
+    const why = this.#index.check(this.#size)
+    if (why !== null) return `${this.#index.path}: ${why}`
+    const entries = this.#index.entries
+    if (entries === 0) return this.#size === 0 ? null : `${this.#index.path}: empty index for a log of ${this.#size} bytes`
+    const position = this.#index.lastPosition
+    const out: RecordBatch[] = []
+    try {
+      const first: RecordBatch[] = []
+      if (this.readAt(0, HEADER_SIZE + 1, first) > 0) this.#firstTimestamp = first[0].maxTimestamp
+      this.readAt(position, this.#size - position, out)
+    } catch (err) {
+      return (err as Error).message
+    }
+    let pos = position
+    let expected = this.baseOffset + this.#index.lastRelativeOffset
+    for (const b of out) {
+      if (b.baseOffset !== expected) return `${this.logPath}: batch at ${pos} has base offset ${b.baseOffset}, expected ${expected}`
+      expected = b.nextOffset
+      if (b.maxTimestamp > this.#maxTimestamp) {
+        this.#maxTimestamp = b.maxTimestamp
+        this.#relOffsetOfMaxTimestamp = b.baseOffset - this.baseOffset
+      }
+      pos += b.sizeInBytes
+    }
+    if (pos !== this.#size) return `${this.logPath}: batches end at ${pos}, file at ${this.#size}`
+    const tw = this.#timeIndex.check(expected - 1 - this.baseOffset)
+    if (tw !== null) return `${this.#timeIndex.path}: ${tw}`
+    this.#nextOffset = expected
+    this.#bytesSinceIndexEntry = this.#size - position
+    return null
+  }
+
+  /** Reads and verifies the whole batches in [position, position + length). */
+  readAt(position: number, length: number, out: RecordBatch[]): number {
+    const len = Math.min(length, this.#size - position)
+    if (len <= 0) return 0
+    const buf = Buffer.allocUnsafe(len)
+    const n = readFully(this.#fd, buf, 0, len, position)
+    let p = 0
+    while (p + HEADER_SIZE <= n) {
+      const size = batchSize(buf, p)
+      if (size <= HEADER_SIZE || p + size > n) {
+        if (p === 0 && size > HEADER_SIZE && size <= this.#config.maxMessageBytes && position + size <= this.#size) return this.readAt(position, size, out)
+        break
+      }
+      const why = checkBatch(buf, p, n, this.#config.maxMessageBytes)
+      if (why !== null) throw corrupt(this.logPath, `batch at position ${position + p}: ${why}`)
+      out.push(new RecordBatch(buf.subarray(p, p + size)))
+      p += size
+    }
+    return p
+  }
+
+  /**
+   * Removes every batch whose last offset is ≥ `offset`. Truncation is at batch boundaries:
+   * when `offset` falls inside a batch, that whole batch goes. Returns the new next offset.
+   */
+  truncateTo(offset: number): number {
+    const at = this.locate(offset)
+    if (at === null) return this.#nextOffset
+    this.unseal()
+    try {
+      fs.ftruncateSync(this.#fd, at.position)
+    } catch (err) {
+      throw ioError('truncate', this.logPath, err)
+    }
+    // Re-derive everything from what is left; cheap next to the truncation itself.
+    this.recover()
+    return this.#nextOffset
+  }
+
+  /** Scan-level check that an index is consistent; used by sealed segments after an unclean stop. */
+  checkIndexes(): string | null {
+    const why = this.#index.check(this.#size)
+    if (why !== null) return `${this.#index.path}: ${why}`
+    const tw = this.#timeIndex.check(this.#nextOffset - 1 - this.baseOffset)
+    return tw === null ? null : `${this.#timeIndex.path}: ${tw}`
+  }
+
+  /** Closes the file and drops the index mappings. Seals (trims) the indexes first when `trim`. */
+  close(trim: boolean): void {
+    if (trim) this.seal()
+    this.#index.close()
+    this.#timeIndex.close()
+    if (this.#fd >= 0) {
+      fs.closeSync(this.#fd)
+      this.#fd = -1
+    }
+  }
+
+  /** The segment's three files. */
+  get files(): string[] {
+    return [this.logPath, this.#index.path, this.#timeIndex.path]
+  }
+}
