@@ -229,72 +229,95 @@ export class Segment {
 
   /**
    * Position and size of the batch containing `offset` (or the first batch after it), or null
-   * when the segment has none. Starts from the index and walks batch headers; a header that
-   * does not fit what the index promised means the index is wrong, and it is rebuilt.
+   * when the segment has none.
    */
   locate(offset: number): { position: number, size: number } | null {
+    const f = this.#find(offset, SCAN_CHUNK, false)
+    return f === null ? null : { position: f.position + f.at, size: batchSize(f.buf, f.at) }
+  }
+
+  /**
+   * Finds the batch containing `offset` (or the first after it): starts at the index entry
+   * before it and walks batch headers. Returns the chunk holding that batch's header, read
+   * with `firstChunk` bytes (so a reader's first pread usually serves its data too), or null.
+   * A header that does not fit what the index promised means the index is wrong: it is
+   * rebuilt from the log and the walk retried once from the start of the file.
+   */
+  #find(offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null {
     if (offset >= this.#nextOffset) return null
-    const start = this.#index.lookup(offset - this.baseOffset)
-    const found = this.#walk(start, offset)
+    const found = this.#walk(this.#index.lookup(offset - this.baseOffset), offset, firstChunk, fresh)
     if (found !== 'inconsistent') return found
     this.rebuildIndexes()
-    const again = this.#walk(0, offset)
+    const again = this.#walk(0, offset, firstChunk, fresh)
     if (again === 'inconsistent') throw corrupt(this.logPath, `no valid batch sequence leads to offset ${offset}`)
     return again
   }
 
-  #walk(position: number, offset: number): { position: number, size: number } | null | 'inconsistent' {
-    const buf = this.#scratchOf(SCAN_CHUNK)
+  #walk(position: number, offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null | 'inconsistent' {
     let pos = position
+    let chunk = firstChunk
     let first = true
     while (pos < this.#size) {
-      const n = readFully(this.#fd, buf, 0, Math.min(SCAN_CHUNK, this.#size - pos), pos)
+      const want = Math.min(chunk, this.#size - pos)
+      // Readers keep slices of what is returned, so their chunk is fresh; scans reuse scratch.
+      const buf = fresh ? Buffer.allocUnsafe(want) : this.#scratchOf(want)
+      const n = readFully(this.#fd, buf, 0, want, pos)
       let p = 0
       while (p + HEADER_SIZE <= n) {
         const size = batchSize(buf, p)
         if (size <= HEADER_SIZE || pos + p + size > this.#size) return 'inconsistent'
-        const base = batchBaseOffset(buf, p)
         // The index entry must point at a batch that starts at or before the target.
-        if (first && base > offset) return 'inconsistent'
+        if (first && batchBaseOffset(buf, p) > offset) return 'inconsistent'
         first = false
-        if (batchLastOffset(buf, p) >= offset) return { position: pos + p, size }
+        if (batchLastOffset(buf, p) >= offset) return { buf, n, at: p, position: pos }
         p += size
       }
       if (p === 0) return 'inconsistent'
       pos += p
+      chunk = Math.max(chunk, SCAN_CHUNK)
     }
     return null
   }
 
   /**
    * Reads whole batches starting with the one that contains `offset`, adding them to `out`:
-   * at least one batch, then more while the total stays within `maxBytes`. One pread; the
-   * batches are slices of one fresh buffer. With `verify`, each batch's checksum and offsets
-   * are checked and a mismatch throws CORRUPT. Returns the bytes added.
+   * at least one batch, then more while the total stays within `maxBytes`. Usually one
+   * pread; the batches are slices of one fresh buffer. With `verify`, each batch's checksum
+   * and offsets are checked and a mismatch throws CORRUPT. Returns the bytes added.
    */
   read(offset: number, maxBytes: number, out: RecordBatch[], verify: boolean): number {
-    const at = this.locate(offset)
-    if (at === null) return 0
-    const len = Math.min(this.#size - at.position, Math.max(maxBytes, at.size))
-    const buf = Buffer.allocUnsafe(len)
-    const n = readFully(this.#fd, buf, 0, len, at.position)
-    if (n < len) throw corrupt(this.logPath, `read ${n} of ${len} bytes at position ${at.position}`)
-    let p = 0
+    // Most reads start at an index entry just before the target: one pread of the index gap
+    // plus what the caller asked for usually covers both the walk and the data.
+    const f = this.#find(offset, Math.min(maxBytes, RECOVERY_CHUNK) + this.#config.indexIntervalBytes + HEADER_SIZE, true)
+    if (f === null) return 0
+    let { buf, n, at } = f
+    let position = f.position + at
+    const firstSize = batchSize(buf, at)
+    if (at + firstSize > n) {
+      // The first batch is not wholly in the chunk: read it (and what follows, up to maxBytes).
+      const len = Math.min(this.#size - position, Math.max(maxBytes, firstSize))
+      buf = Buffer.allocUnsafe(len)
+      n = readFully(this.#fd, buf, 0, len, position)
+      if (n < len) throw corrupt(this.logPath, `read ${n} of ${len} bytes at position ${position}`)
+      at = 0
+    }
+    const limit = Math.min(n, at + Math.max(maxBytes, firstSize))
+    let p = at
     let expected = -1
-    while (p + HEADER_SIZE <= len) {
+    while (p + HEADER_SIZE <= limit) {
       const size = batchSize(buf, p)
-      if (p + size > len) break
+      if (p + size > limit) break
       if (verify) {
-        const why = checkBatch(buf, p, len, this.#config.maxMessageBytes)
-        if (why !== null) throw corrupt(this.logPath, `batch at position ${at.position + p}: ${why}`)
+        const why = checkBatch(buf, p, limit, this.#config.maxMessageBytes)
+        if (why !== null) throw corrupt(this.logPath, `batch at position ${position + p - at}: ${why}`)
         const base = batchBaseOffset(buf, p)
-        if (expected >= 0 && base !== expected) throw corrupt(this.logPath, `batch at position ${at.position + p} has base offset ${base}, expected ${expected}`)
+        if (expected >= 0 && base !== expected) throw corrupt(this.logPath, `batch at position ${position + p - at} has base offset ${base}, expected ${expected}`)
         expected = batchLastOffset(buf, p) + 1
       }
       out.push(new RecordBatch(buf.subarray(p, p + size)))
       p += size
     }
-    return p
+    return p - at
   }
 
   /**

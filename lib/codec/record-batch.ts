@@ -291,14 +291,23 @@ export class RecordBatch {
   get sizeInBytes(): number { return this.buffer.length }
 
   /** Decodes every record (from `fromOffset` on, if given) and appends them to `out`. */
-  decodeInto(out: Record[], fromOffset = 0, file = 'batch'): Record[] {
+  decodeInto(out: Record[], fromOffset = 0, file = 'batch', limit = Infinity): Record[] {
     const b = this.buffer
     const end = b.length
     const baseOffset = this.baseOffset
     const baseTimestamp = this.baseTimestamp
     const count = this.count
     const c: Cursor = { pos: HEADER_SIZE }
-    for (let i = 0; i < count; i++) {
+    // Offsets in a batch are dense (checkBatch enforces lastOffsetDelta = count − 1), so
+    // records before `fromOffset` are skipped by their length alone, without decoding.
+    const skip = Math.min(count, fromOffset - baseOffset)
+    for (let i = 0; i < skip; i++) {
+      const len = readVarint(b, c, end)
+      if (!(len > 0) || c.pos + len > end) throw corrupt(file, `record ${i} of batch at offset ${baseOffset} has length ${len}`)
+      c.pos += len
+    }
+    const stop = Math.min(count, Math.max(0, skip) + limit)
+    for (let i = Math.max(0, skip); i < stop; i++) {
       const len = readVarint(b, c, end)
       const recordEnd = c.pos + len
       if (!(len > 0) || recordEnd > end) throw corrupt(file, `record ${i} of batch at offset ${baseOffset} has length ${len}`)
@@ -321,13 +330,19 @@ export class RecordBatch {
       if (c.pos !== recordEnd || Number.isNaN(timestamp) || Number.isNaN(offset) || Number.isNaN(headerCount) || key === undefined || value === undefined) {
         throw corrupt(file, `record ${i} of batch at offset ${baseOffset} is malformed`)
       }
-      if (offset >= fromOffset) out.push({ offset, timestamp, key, value, headers })
+      out.push({ offset, timestamp, key, value, headers })
     }
     return out
   }
 
   records(fromOffset = 0): Record[] {
     return this.decodeInto([], fromOffset)
+  }
+
+  /** The record at `offset`, decoding only it; undefined when the batch does not hold it. */
+  record(offset: number): Record | undefined {
+    if (offset < this.baseOffset || offset > this.lastOffset) return undefined
+    return this.decodeInto([], offset, 'batch', 1)[0]
   }
 
   [Symbol.iterator](): Iterator<Record> {
