@@ -232,7 +232,8 @@ export class Segment {
    * when the segment has none.
    */
   locate(offset: number): { position: number, size: number } | null {
-    const f = this.#find(offset, SCAN_CHUNK, false)
+    // From an index entry, the target's header lies within indexIntervalBytes (plus one batch).
+    const f = this.#find(offset, this.#config.indexIntervalBytes + HEADER_SIZE, false)
     return f === null ? null : { position: f.position + f.at, size: batchSize(f.buf, f.at) }
   }
 
