@@ -24,6 +24,11 @@ export const LOG_OVERHEAD = 12
 /** The checksum covers from here (attributes) to the end of the batch. */
 const CHECKSUM_FROM = 21
 export const NO_LEADER_EPOCH = -1
+/**
+ * Largest timestamp accepted (year ~142,000). Bounding timestamps to 2^52 keeps every
+ * zig-zag timestamp delta below 2^53, where JavaScript numbers are still exact.
+ */
+export const MAX_RECORD_TIMESTAMP = 2 ** 52 - 1
 
 // Field positions, named once.
 const BASE_OFFSET = 0
@@ -143,7 +148,7 @@ export class BatchEncoder {
       if (r === null || typeof r !== 'object') throw invalidArgument(`records[${i}]`, 'a record object', r)
       let t = r.timestamp
       if (t === undefined) t = o.now
-      else if (!Number.isSafeInteger(t) || t < 0) throw invalidArgument(`records[${i}].timestamp`, 'a safe integer >= 0 (ms)', t)
+      else if (!Number.isInteger(t) || t < 0 || t > MAX_RECORD_TIMESTAMP) throw invalidArgument(`records[${i}].timestamp`, 'an integer in [0, 2^52) (ms)', t)
       if (i === 0) baseTimestamp = t
       if (t > maxTimestamp) maxTimestamp = t
       ts[i] = t

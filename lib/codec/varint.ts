@@ -40,7 +40,10 @@ export function writeVarint(buf: Uint8Array, pos: number, v: number): number {
   return pos
 }
 
-/** Writes the safe integer `v` at `pos`; returns the position after it. */
+/**
+ * Writes `v` at `pos`; returns the position after it. Exact for −2^52 ≤ v ≤ 2^53 − 1; strand's
+ * timestamp deltas stay within ±2^52 (record-batch.ts bounds timestamps to that).
+ */
 export function writeVarlong(buf: Uint8Array, pos: number, v: number): number {
   if (v >= -0x40000000 && v < 0x40000000) return writeVarint(buf, pos, v)
   let u = v >= 0 ? v * 2 : -v * 2 - 1
@@ -83,6 +86,9 @@ export function readVarlong(buf: Uint8Array, c: Cursor, end: number): number {
     if (b < 0x80) break
     mul *= 128
   }
+  // Past 2^53 only even sums are exact, so a negative value (odd zig-zag form) must stay
+  // below it and a positive one below 2^54. Anything else cannot be told apart from rounding.
+  if (buf[c.pos] & 1 ? u > Number.MAX_SAFE_INTEGER : u > 2 ** 54 - 2) return NaN
   c.pos = pos
   // Zig-zag back: even → non-negative, odd → negative. Arithmetic, since u may exceed 2^32.
   return u % 2 === 0 ? u / 2 : -(u + 1) / 2

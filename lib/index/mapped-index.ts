@@ -77,8 +77,8 @@ export abstract class MappedIndex {
   }
 
   /**
-   * Trims the file to its entries and remaps it read-only; the segment has rolled or the
-   * log is closing. Reopening for appends goes through `unseal`.
+   * Trims the file to its entries and remaps it at that length; the segment has rolled or the
+   * log is closing. Appends are refused until `unseal`.
    */
   seal(): void {
     if (this.#sealed) return

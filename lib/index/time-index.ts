@@ -63,7 +63,7 @@ export class TimeIndex extends MappedIndex {
     for (let i = 0; i < this.entries; i++) {
       const ts = this.timestampAt(i)
       const rel = this.relativeOffsetAt(i)
-      if (ts <= prevTs || rel < prevRel || rel > maxRelativeOffset) return `entry ${i} (${ts}, ${rel}) after (${prevTs}, ${prevRel}), last relative offset ${maxRelativeOffset}`
+      if (ts <= prevTs || rel < 0 || rel < prevRel || rel > maxRelativeOffset) return `entry ${i} (${ts}, ${rel}) after (${prevTs}, ${prevRel}), last relative offset ${maxRelativeOffset}`
       prevTs = ts
       prevRel = rel
     }

@@ -148,19 +148,30 @@ test('records older than the first round trip through a negative timestampDelta;
   assert.is(checkBatch(batch.buffer, 0, batch.buffer.length, MAX_BATCH), null)
 })
 
-test('large timestamps round trip, up to Number.MAX_SAFE_INTEGER and deltas beyond 2^32', () => {
-  const ts = [2 ** 40, 2 ** 52, Number.MAX_SAFE_INTEGER, 2 ** 40 + 2 ** 33, 2 ** 32 - 1, 2 ** 32]
+test('large timestamps round trip, up to 2^52 - 1 and deltas beyond 2^32', () => {
+  const ts = [2 ** 40, 2 ** 52 - 1, 2 ** 40 + 2 ** 33, 2 ** 32 - 1, 2 ** 32]
   const batch = new RecordBatch(encode(ts.map((timestamp) => ({ value: 'x', timestamp }))))
   assert.equal(batch.records().map((r) => r.timestamp), ts)
   assert.is(batch.baseTimestamp, 2 ** 40)
-  assert.is(batch.maxTimestamp, Number.MAX_SAFE_INTEGER)
+  assert.is(batch.maxTimestamp, 2 ** 52 - 1)
 })
 
-test('a record 2^53 - 1 ms older than the first (timestamp 0 after MAX_SAFE_INTEGER) round trips', () => {
-  // Both timestamps pass the encoder's validation, so the delta -(2^53 - 1) must survive.
-  const ts = [Number.MAX_SAFE_INTEGER, 0, 2 ** 52 - 1]
+test('a record 2^52 - 1 ms older than the first (the largest delta allowed) round trips', () => {
+  const ts = [2 ** 52 - 1, 0, 2 ** 52 - 1]
   const batch = new RecordBatch(encode(ts.map((timestamp) => ({ value: 'x', timestamp }))))
   assert.equal(batch.records().map((r) => r.timestamp), ts)
+})
+
+test('timestamps of 2^52 and above are rejected with INVALID_ARGUMENT', () => {
+  for (const timestamp of [2 ** 52, Number.MAX_SAFE_INTEGER]) {
+    try {
+      encode([{ value: 'a' }, { value: 'x', timestamp }])
+      assert.unreachable(`timestamp ${timestamp} accepted`)
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'INVALID_ARGUMENT')
+      assert.match((err as Error).message, 'records[1].timestamp')
+    }
+  }
 })
 
 test('a batch of more than 1024 records and 64 KiB round trips (the encoder grows its arrays and buffer)', () => {
