@@ -266,7 +266,8 @@ export class Segment {
       let p = 0
       while (p + HEADER_SIZE <= n) {
         const size = batchSize(buf, p)
-        if (size <= HEADER_SIZE || pos + p + size > this.#size) return 'inconsistent'
+        // Bounded by maxMessageBytes: a damaged length field must not size the reader's buffer.
+        if (size <= HEADER_SIZE || size > this.#config.maxMessageBytes || pos + p + size > this.#size) return 'inconsistent'
         // The index entry must point at a batch that starts at or before the target.
         if (first && batchBaseOffset(buf, p) > offset) return 'inconsistent'
         first = false
@@ -345,8 +346,9 @@ export class Segment {
    * batch that fails. A crash can leave garbage after a file's new size, not only a short
    * tail, which is why every batch's checksum is checked, not just the length.
    * Reads at most max(1 MiB, maxMessageBytes) at a time, whatever the length fields say.
+   * With `truncate` false the file is left as it is and the damage only reported.
    */
-  recover(): RecoveryResult {
+  recover(truncate = true): RecoveryResult {
     const wasSealed = this.#sealed
     this.unseal()
     this.#resetTracking()
@@ -384,9 +386,14 @@ export class Segment {
       }
       pos += p
     }
-    const truncatedBytes = fileSize - this.#size
+    const damagedBytes = fileSize - this.#size
+    if (damagedBytes > 0) reason = `at position ${this.#size}: ${reason ?? 'trailing bytes'}`
+    if (damagedBytes > 0 && !truncate) {
+      if (wasSealed) this.seal()
+      return { truncatedBytes: 0, reason }
+    }
+    const truncatedBytes = damagedBytes
     if (truncatedBytes > 0) {
-      reason = `at position ${this.#size}: ${reason ?? 'trailing bytes'}`
       try {
         fs.ftruncateSync(this.#fd, this.#size)
       } catch (err) {
@@ -399,12 +406,21 @@ export class Segment {
     return { truncatedBytes, reason: truncatedBytes > 0 ? reason : null }
   }
 
-  /** Rebuilds both indexes from the log; the log is trusted up to `size`. */
+  /**
+   * Rebuilds both indexes from the log without cutting anything: a segment whose index
+   * disagrees with it may still hold good data past a damaged batch. If the scan meets damage,
+   * the indexes cover the good prefix, the segment keeps its size (so later batches of a
+   * healthy file are not lost and nothing is appended over them), and CORRUPT is thrown
+   * naming the position; reads before the damage keep working.
+   */
   rebuildIndexes(): void {
     const size = this.#size
-    const result = this.recover()
-    if (result.truncatedBytes > 0 || this.#size !== size) {
-      throw corrupt(this.logPath, `rebuilding indexes found damage ${result.reason}`)
+    const nextOffset = this.#nextOffset
+    const result = this.recover(false)
+    if (result.reason !== null) {
+      this.#size = size
+      this.#nextOffset = nextOffset
+      throw corrupt(this.logPath, `rebuilding indexes stopped at damage ${result.reason}`)
     }
   }
 
