@@ -411,12 +411,15 @@ export class Partition {
     if (!Number.isSafeInteger(timestamp)) throw invalidArgument('timestamp', 'a safe integer (ms)', timestamp)
     for (const s of this.#segments) {
       if (s.maxTimestamp < timestamp || s.nextOffset <= this.#logStartOffset) continue
-      let batch = s.findByTimestamp(timestamp)
-      while (batch !== null) {
-        for (const r of batch.records(this.#logStartOffset)) if (r.timestamp >= timestamp) return r.offset
-        if (batch.nextOffset >= s.nextOffset) break
-        const more = this.read(batch.nextOffset, { maxBytes: 1 })
-        batch = more.batches.find((b) => b.maxTimestamp >= timestamp) ?? null
+      let offset = Math.max(s.timestampSearchStart(timestamp), this.#logStartOffset)
+      while (offset < s.nextOffset) {
+        const out: RecordBatch[] = []
+        if (s.read(offset, 64 * 1024, out, true) === 0) break
+        for (const b of out) {
+          if (b.maxTimestamp < timestamp) continue
+          for (const r of b.records(offset)) if (r.timestamp >= timestamp) return r.offset
+        }
+        offset = out[out.length - 1].nextOffset
       }
     }
     return null
@@ -435,16 +438,14 @@ export class Partition {
     if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument('offset', 'a safe integer >= 0', offset)
     if (offset >= this.logEndOffset) return
     this.#generation++
-    let doomed: Segment[]
     if (offset <= this.#segments[0].baseOffset) {
-      doomed = this.#segments.splice(0)
+      // Remove before creating: the new segment may take the name of a removed one.
+      for (const s of this.#segments.splice(0)) this.#removeSegmentNow(s)
       this.#segments.push(Segment.create(this.dir, offset, this.#segConfig))
     } else {
-      const keep = this.#segmentIndexFor(offset)
-      doomed = this.#segments.splice(keep + 1)
+      for (const s of this.#segments.splice(this.#segmentIndexFor(offset) + 1)) this.#removeSegmentNow(s)
       this.#active().truncateTo(offset)
     }
-    for (const s of doomed) this.#removeSegmentNow(s)
     const end = this.logEndOffset
     if (this.#logStartOffset > end) this.#logStartOffset = end
     if (this.#syncedOffset > end) this.#syncedOffset = end

@@ -180,6 +180,8 @@ export class Segment {
 
   /** fdatasync of the log (and, for a sealed segment, of its indexes) on the thread pool. */
   async sync(): Promise<void> {
+    // Closed means deleted (retention, truncation) or already flushed by close: nothing to do.
+    if (this.#fd < 0) return
     const target = this.#size
     if (target > this.#flushedSize) {
       try {
@@ -255,6 +257,8 @@ export class Segment {
   }
 
   #walk(position: number, offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null | 'inconsistent' {
+    // An index entry pointing outside the file is as wrong as one pointing at the wrong batch.
+    if (position < 0 || position >= this.#size) return 'inconsistent'
     let pos = position
     let chunk = firstChunk
     let first = true
@@ -323,19 +327,12 @@ export class Segment {
   }
 
   /**
-   * Scans batches from the index entry before `timestamp` for the first batch whose largest
-   * timestamp is ≥ it; returns that batch, or null.
+   * Where a search for the first record with timestamp ≥ `timestamp` may start: the batch of
+   * the last time-index entry below it (no earlier batch can qualify), or the segment's base.
    */
-  findByTimestamp(timestamp: number): RecordBatch | null {
-    if (this.#maxTimestamp < timestamp) return null
+  timestampSearchStart(timestamp: number): number {
     const rel = this.#timeIndex.lookupBefore(timestamp)
-    let offset = rel < 0 ? this.baseOffset : this.baseOffset + rel
-    for (;;) {
-      const out: RecordBatch[] = []
-      if (this.read(offset, SCAN_CHUNK, out, true) === 0) return null
-      for (const b of out) if (b.maxTimestamp >= timestamp) return b
-      offset = out[out.length - 1].nextOffset
-    }
+    return rel < 0 ? this.baseOffset : this.baseOffset + rel
   }
 
   // --- recovery and truncation ------------------------------------------------------------
@@ -431,8 +428,8 @@ export class Segment {
     this.#relOffsetOfMaxTimestamp = 0
     this.#firstTimestamp = -1
     this.#bytesSinceIndexEntry = 0
-    this.#index.truncateTo(0)
-    this.#timeIndex.truncateTo(0)
+    this.#index.clear()
+    this.#timeIndex.clear()
   }
 
   /**

@@ -64,6 +64,11 @@ export abstract class MappedIndex {
   get isFull(): boolean { return this.#entries >= this.maxEntries }
   get sizeInBytes(): number { return this.#entries * this.entrySize }
 
+  /** Forgets every entry, without reading them (they may be garbage). */
+  clear(): void {
+    this.#entries = 0
+  }
+
   /** Forgets entries from `n` on. */
   protected truncateEntries(n: number): void {
     if (n < this.#entries) this.#entries = Math.max(0, n)
