@@ -20,7 +20,7 @@ import { type TopicConfig, type TopicConfigInput, normaliseTopicConfig, resolveT
 import { type Clock, Partition, systemClock } from './partition.js'
 import { Topic, validateTopicName } from './topic.js'
 import { DirectoryLock } from './io/lock.js'
-import { readFrame, syncDirectory, writeFrame } from './io/files.js'
+import { readFrame, rename, syncDirectory, writeFrame } from './io/files.js'
 import type { Partitioner } from './partitioner.js'
 
 export interface LogOptions {
@@ -174,7 +174,7 @@ export class Log {
       await writeFrame('STTM', path.join(stage, META_FILE), Buffer.from(JSON.stringify(meta)))
       await syncDirectory(stage)
       const topicsDir = path.join(this.dir, 'topics')
-      await fs.promises.rename(stage, path.join(topicsDir, name))
+      await rename(stage, path.join(topicsDir, name))
       await syncDirectory(topicsDir)
       await syncDirectory(path.join(this.dir, 'tmp'))
       return await this.#openTopic(meta, config, true)
@@ -194,7 +194,7 @@ export class Log {
       this.#topics.delete(name)
       await Promise.allSettled(entry.topic.partitions.map((p) => p.close()))
       const trash = path.join(this.dir, 'trash', `${randomBytes(8).toString('hex')}`)
-      await fs.promises.rename(path.join(this.dir, 'topics', name), trash)
+      await rename(path.join(this.dir, 'topics', name), trash)
       await syncDirectory(path.join(this.dir, 'topics'))
       await fs.promises.rm(trash, { recursive: true, force: true })
     } finally {

@@ -23,7 +23,7 @@ import { StrandError, closed, corrupt, invalidArgument } from './errors.js'
 import { BatchEncoder, type Record, type RecordBatch, type RecordInput, batchMaxTimestamp, setBatchBaseOffset } from './codec/record-batch.js'
 import type { TopicConfig } from './config.js'
 import { Segment, type SegmentConfig } from './segment.js'
-import { readFrame, syncDirectory, writeFrame } from './io/files.js'
+import { readFrame, renameSync, syncDirectory, writeFrame } from './io/files.js'
 import { readInt64BE, writeInt64BE } from './codec/int64.js'
 
 export interface Clock { now(): number }
@@ -507,7 +507,7 @@ export class Partition {
       s.close(false)
       for (const f of s.files) {
         try {
-          fs.renameSync(f, f + '.deleted')
+          renameSync(f, f + '.deleted')
           trash.push(f + '.deleted')
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err

@@ -22,7 +22,7 @@ import {
 } from './codec/record-batch.js'
 import { OffsetIndex } from './index/offset-index.js'
 import { TimeIndex } from './index/time-index.js'
-import { fdatasync, ioError, readFully, writeFully } from './io/files.js'
+import { fault, fdatasync, ioError, readFully, truncate, writeFully } from './io/files.js'
 
 export interface SegmentConfig {
   indexIntervalBytes: number
@@ -86,6 +86,7 @@ export class Segment {
     const file = path.join(dir, segmentFileName(baseOffset, '.log'))
     let fd: number
     try {
+      fault('create', file)
       fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o644)
     } catch (err) {
       throw ioError('create', file, err)
@@ -145,10 +146,10 @@ export class Segment {
   append(batch: Uint8Array): void {
     const position = this.#size
     try {
-      writeFully(this.#fd, batch, position)
+      writeFully(this.#fd, batch, position, this.logPath)
     } catch (err) {
       try {
-        fs.ftruncateSync(this.#fd, position)
+        truncate(this.#fd, position, this.logPath)
       } catch (truncErr) {
         this.#broken = true
         throw new StrandError('IO_ERROR', `${this.logPath}: write failed (${(err as NodeJS.ErrnoException).code}) and cutting back to ${position} failed too; the segment is unusable until reopened`, { cause: truncErr })
@@ -185,7 +186,7 @@ export class Segment {
     const target = this.#size
     if (target > this.#flushedSize) {
       try {
-        await fdatasync(this.#fd)
+        await fdatasync(this.#fd, this.logPath)
       } catch (err) {
         throw ioError('fdatasync', this.logPath, err)
       }
@@ -197,6 +198,7 @@ export class Segment {
   async syncIndexes(): Promise<void> {
     for (const file of [this.#index.path, this.#timeIndex.path]) {
       try {
+        fault('fsync', file)
         const h = await fs.promises.open(file, 'r+')
         try { await h.datasync() } finally { await h.close() }
       } catch (err) {
@@ -343,9 +345,9 @@ export class Segment {
    * batch that fails. A crash can leave garbage after a file's new size, not only a short
    * tail, which is why every batch's checksum is checked, not just the length.
    * Reads at most max(1 MiB, maxMessageBytes) at a time, whatever the length fields say.
-   * With `truncate` false the file is left as it is and the damage only reported.
+   * With `cut` false the file is left as it is and the damage only reported.
    */
-  recover(truncate = true): RecoveryResult {
+  recover(cut = true): RecoveryResult {
     const wasSealed = this.#sealed
     this.unseal()
     this.#resetTracking()
@@ -385,14 +387,14 @@ export class Segment {
     }
     const damagedBytes = fileSize - this.#size
     if (damagedBytes > 0) reason = `at position ${this.#size}: ${reason ?? 'trailing bytes'}`
-    if (damagedBytes > 0 && !truncate) {
+    if (damagedBytes > 0 && !cut) {
       if (wasSealed) this.seal()
       return { truncatedBytes: 0, reason }
     }
     const truncatedBytes = damagedBytes
     if (truncatedBytes > 0) {
       try {
-        fs.ftruncateSync(this.#fd, this.#size)
+        truncate(this.#fd, this.#size, this.logPath)
       } catch (err) {
         throw ioError('truncate', this.logPath, err)
       }
@@ -500,7 +502,7 @@ export class Segment {
     if (at === null) return this.#nextOffset
     this.unseal()
     try {
-      fs.ftruncateSync(this.#fd, at.position)
+      truncate(this.#fd, at.position, this.logPath)
     } catch (err) {
       throw ioError('truncate', this.logPath, err)
     }

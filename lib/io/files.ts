@@ -10,6 +10,27 @@ import path from 'node:path'
 import { StrandError } from '../errors.js'
 import { fileChecksum } from '../codec/checksum.js'
 
+/** The operations a fault injector can fail. */
+export type FaultSite = 'create' | 'write' | 'fsync' | 'truncate' | 'rename'
+
+/**
+ * Testing hook: called before every create, write, fsync, truncate and rename of log data
+ * and metadata. It may throw an errno-style error (`Object.assign(new Error(), { code: 'EIO' })`)
+ * to make that one operation fail as a failing disk would. Null in production.
+ */
+export type FaultInjector = (site: FaultSite, file: string) => void
+
+let injector: FaultInjector | null = null
+
+export function setFaultInjector(fn: FaultInjector | null): void {
+  injector = fn
+}
+
+/** Gives the fault injector its chance to fail `site` on `file`. */
+export function fault(site: FaultSite, file: string): void {
+  if (injector !== null) injector(site, file)
+}
+
 export function ioError(op: string, file: string, err: unknown): StrandError {
   const code = (err as NodeJS.ErrnoException)?.code ?? 'EIO'
   return new StrandError('IO_ERROR', `${op} ${file} failed: ${code}`, { cause: err })
@@ -19,7 +40,8 @@ export function ioError(op: string, file: string, err: unknown): StrandError {
  * Writes all of `data` at `position`. `fs.writeSync` may write less than asked (a full disk
  * does that before it fails), so loop until done or an error is thrown.
  */
-export function writeFully(fd: number, data: Uint8Array, position: number): void {
+export function writeFully(fd: number, data: Uint8Array, position: number, file: string): void {
+  fault('write', file)
   let done = 0
   while (done < data.length) {
     done += fs.writeSync(fd, data, done, data.length - done, position + done)
@@ -38,26 +60,23 @@ export function readFully(fd: number, buf: Uint8Array, offset: number, length: n
 }
 
 /** fdatasync on libuv's thread pool: never blocks the event loop. */
-export function fdatasync(fd: number): Promise<void> {
+export function fdatasync(fd: number, file: string): Promise<void> {
+  try {
+    fault('fsync', file)
+  } catch (err) {
+    return Promise.reject(err)
+  }
   return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())))
 }
 
 /** fsync of a directory, so that entries created, renamed or removed in it survive a crash. */
 export async function syncDirectory(dir: string): Promise<void> {
+  fault('fsync', dir)
   const handle = await fs.promises.open(dir, 'r')
   try {
     await handle.sync()
   } finally {
     await handle.close()
-  }
-}
-
-export function syncDirectorySync(dir: string): void {
-  const fd = fs.openSync(dir, 'r')
-  try {
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
   }
 }
 
@@ -116,34 +135,36 @@ export function readFrame(kind: FrameKind, file: string): Buffer | null {
 export async function writeFrame(kind: FrameKind, file: string, payload: Uint8Array): Promise<void> {
   const tmp = file + '.tmp'
   try {
+    fault('create', tmp)
     const handle = await fs.promises.open(tmp, 'w')
     try {
+      fault('write', tmp)
       await handle.writeFile(encodeFrame(kind, payload))
+      fault('fsync', tmp)
       await handle.datasync()
     } finally {
       await handle.close()
     }
-    await fs.promises.rename(tmp, file)
+    await rename(tmp, file)
     await syncDirectory(path.dirname(file))
   } catch (err) {
     throw err instanceof StrandError ? err : ioError('replace', file, err)
   }
 }
 
-/** Synchronous twin of `writeFrame`, for close() and open(), which must finish before they return. */
-export function writeFrameSync(kind: FrameKind, file: string, payload: Uint8Array): void {
-  const tmp = file + '.tmp'
-  try {
-    const fd = fs.openSync(tmp, 'w')
-    try {
-      writeFully(fd, encodeFrame(kind, payload), 0)
-      fs.fdatasyncSync(fd)
-    } finally {
-      fs.closeSync(fd)
-    }
-    fs.renameSync(tmp, file)
-    syncDirectorySync(path.dirname(file))
-  } catch (err) {
-    throw ioError('replace', file, err)
-  }
+/** rename(2), through the fault injector. */
+export async function rename(from: string, to: string): Promise<void> {
+  fault('rename', to)
+  await fs.promises.rename(from, to)
+}
+
+export function renameSync(from: string, to: string): void {
+  fault('rename', to)
+  fs.renameSync(from, to)
+}
+
+/** ftruncate(2), through the fault injector. */
+export function truncate(fd: number, length: number, file: string): void {
+  fault('truncate', file)
+  fs.ftruncateSync(fd, length)
 }
