@@ -85,13 +85,15 @@ export class Log {
     if (typeof clock?.now !== 'function') throw invalidArgument('clock', 'an object with now()', clock)
 
     dir = path.resolve(dir)
+    const existing = fs.statSync(dir, { throwIfNoEntry: false })
+    if (existing !== undefined && !existing.isDirectory()) throw invalidArgument('dir', 'a directory', dir)
     fs.mkdirSync(dir, { recursive: true })
-    if (!fs.statSync(dir).isDirectory()) throw invalidArgument('dir', 'a directory', dir)
     const lock = DirectoryLock.acquire(dir)
+    let log: Log | undefined
     try {
       const marker = path.join(dir, CLEAN_SHUTDOWN)
       const clean = fs.existsSync(marker)
-      const log = new Log(dir, lock, clean, defaults, clock, options.partitioner)
+      log = new Log(dir, lock, clean, defaults, clock, options.partitioner)
       for (const sub of ['tmp', 'trash']) {
         fs.rmSync(path.join(dir, sub), { recursive: true, force: true })
         fs.mkdirSync(path.join(dir, sub))
@@ -104,11 +106,15 @@ export class Log {
         await syncDirectory(dir)
       }
       if (interval > 0) {
-        log.#timer = setInterval(() => { log.enforceRetention().catch(() => {}) }, interval)
+        const opened = log
+        log.#timer = setInterval(() => { opened.enforceRetention().catch(() => {}) }, interval)
         log.#timer.unref()
       }
       return log
     } catch (err) {
+      // Close what did open (files, mappings) without marking the directory clean.
+      const opened = log === undefined ? [] : [...log.#topics.values()].flatMap((e) => e.topic.partitions)
+      await Promise.allSettled(opened.map((p) => p.close()))
       lock.release()
       throw err
     }

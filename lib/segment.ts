@@ -18,7 +18,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { StrandError, corrupt } from './errors.js'
 import {
-  HEADER_SIZE, RecordBatch, batchBaseOffset, batchLastOffset, batchMaxTimestamp, batchSize, checkBatch,
+  HEADER_SIZE, MAGIC, MAGIC_OFFSET, RecordBatch, batchBaseOffset, batchLastOffset, batchMaxTimestamp, batchSize, checkBatch,
 } from './codec/record-batch.js'
 import { OffsetIndex } from './index/offset-index.js'
 import { TimeIndex } from './index/time-index.js'
@@ -59,9 +59,15 @@ export class Segment {
   #flushedSize = 0
   #maxTimestamp = -1
   #relOffsetOfMaxTimestamp = 0
+  #relOffsetOfLastBatch = 0
   #firstTimestamp = -1
   #bytesSinceIndexEntry = 0
   #sealed: boolean
+  /**
+   * False for a sealed segment opened from disk until its indexes' end entries have been
+   * checked against the log (lazily, on first use, so open reads nothing).
+   */
+  #checked = true
   /** A failed write could not be cut back: the file may end in a partial batch. */
   #broken = false
   /** Scratch for header scans; never handed to callers. */
@@ -112,9 +118,11 @@ export class Segment {
     s.#size = fs.fstatSync(fd).size
     s.#flushedSize = s.#size
     s.#nextOffset = nextOffset ?? baseOffset
+    s.#checked = !sealed
     if (s.#timeIndex.entries > 0) {
       s.#maxTimestamp = s.#timeIndex.lastTimestamp
       s.#relOffsetOfMaxTimestamp = s.#timeIndex.lastRelativeOffset
+      s.#relOffsetOfLastBatch = s.#timeIndex.lastRelativeOffset
     }
     return s
   }
@@ -125,7 +133,11 @@ export class Segment {
   get isSealed(): boolean { return this.#sealed }
   /** True after a failed write that could not be undone; only a reopen (recovery) repairs it. */
   get isBroken(): boolean { return this.#broken }
-  get maxTimestamp(): number { return this.#maxTimestamp }
+  /** Largest record timestamp in the segment (−1 when empty); retention and time lookups use it. */
+  get maxTimestamp(): number {
+    this.#ensureChecked()
+    return this.#maxTimestamp
+  }
   /** Timestamp of the first batch (its max), which `segmentMs` rolls count from; −1 when empty. */
   get firstTimestamp(): number { return this.#firstTimestamp }
   get unflushedBytes(): number { return this.#size - this.#flushedSize }
@@ -175,6 +187,7 @@ export class Segment {
       this.#bytesSinceIndexEntry = 0
     }
     this.#bytesSinceIndexEntry += size
+    this.#relOffsetOfLastBatch = relOffset
     this.#size = position + size
     this.#nextOffset = batchLastOffset(buf, p) + 1
   }
@@ -210,7 +223,7 @@ export class Segment {
   /** Trims the indexes and records the final time-index entry; the segment takes no more appends. */
   seal(): void {
     if (this.#sealed) return
-    if (this.#maxTimestamp >= 0) this.#timeIndex.maybeAppend(this.#maxTimestamp, this.#relOffsetOfMaxTimestamp)
+    if (this.#size > 0) this.#timeIndex.appendFinal(this.#maxTimestamp, this.#relOffsetOfLastBatch)
     this.#index.seal()
     this.#timeIndex.seal()
     this.#sealed = true
@@ -250,6 +263,7 @@ export class Segment {
    */
   #find(offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null {
     if (offset >= this.#nextOffset) return null
+    this.#ensureChecked()
     const found = this.#walk(this.#index.lookup(offset - this.baseOffset), offset, firstChunk, fresh)
     if (found !== 'inconsistent') return found
     this.rebuildIndexes()
@@ -264,6 +278,7 @@ export class Segment {
     let pos = position
     let chunk = firstChunk
     let first = true
+    let expected = -1
     while (pos < this.#size) {
       const want = Math.min(chunk, this.#size - pos)
       // Readers keep slices of what is returned, so their chunk is fresh; scans reuse scratch.
@@ -274,17 +289,22 @@ export class Segment {
         const size = batchSize(buf, p)
         // Bounded by maxMessageBytes: a damaged length field must not size the reader's buffer.
         if (size <= HEADER_SIZE || size > this.#config.maxMessageBytes || pos + p + size > this.#size) return 'inconsistent'
-        // The index entry must point at a batch that starts at or before the target.
-        if (first && batchBaseOffset(buf, p) > offset) return 'inconsistent'
+        if (buf[p + MAGIC_OFFSET] !== MAGIC) return 'inconsistent'
+        // The index entry must point at a batch that starts at or before the target, and each
+        // batch must follow the last: a damaged offset field must not make a read skip offsets.
+        const base = batchBaseOffset(buf, p)
+        if (first ? base > offset : base !== expected) return 'inconsistent'
         first = false
-        if (batchLastOffset(buf, p) >= offset) return { buf, n, at: p, position: pos }
+        expected = batchLastOffset(buf, p) + 1
+        if (expected > offset) return { buf, n, at: p, position: pos }
         p += size
       }
       if (p === 0) return 'inconsistent'
       pos += p
       chunk = Math.max(chunk, SCAN_CHUNK)
     }
-    return null
+    // The caller checked offset < nextOffset, so running off the end means offsets are missing.
+    return 'inconsistent'
   }
 
   /**
@@ -333,8 +353,59 @@ export class Segment {
    * the last time-index entry below it (no earlier batch can qualify), or the segment's base.
    */
   timestampSearchStart(timestamp: number): number {
+    this.#ensureChecked()
     const rel = this.#timeIndex.lookupBefore(timestamp)
     return rel < 0 ? this.baseOffset : this.baseOffset + rel
+  }
+
+  /**
+   * First use of a sealed segment opened from disk: its offset index must start at the first
+   * batch and its last entry point at a batch with that offset; its time index's last entry
+   * (written at seal) must name a batch with exactly that largest timestamp. Two small reads.
+   * Anything else — a missing, short, zeroed or foreign index — and both are rebuilt from the
+   * log, because retention and time lookups trust the largest timestamp.
+   */
+  #ensureChecked(): void {
+    if (this.#checked) return
+    this.#checked = true
+    if (this.#verifyIndexEnds() === null) return
+    try {
+      this.rebuildIndexes()
+    } catch (err) {
+      // Damage in the log itself: the rebuilt indexes cover the good prefix, and reads that
+      // reach the damage throw CORRUPT. Nothing more can be done without cutting data.
+      if (!(err instanceof StrandError) || err.code !== 'CORRUPT') throw err
+    }
+  }
+
+  #verifyIndexEnds(): string | null {
+    if (this.#size === 0) return null
+    const idx = this.#index
+    const ti = this.#timeIndex
+    const lastRel = this.#nextOffset - 1 - this.baseOffset
+    const why = idx.check(this.#size) ?? ti.check(lastRel)
+    if (why !== null) return why
+    if (idx.entries === 0 || idx.relativeOffsetAt(0) !== 0 || idx.positionAt(0) !== 0) return 'offset index does not start at the first batch'
+    if (this.#headerAt(idx.lastPosition) !== this.baseOffset + idx.lastRelativeOffset) return 'last offset index entry points at the wrong batch'
+    if (ti.entries === 0) return 'empty time index'
+    // The final time-index entry names the last batch: a short or stale file does not.
+    const last = this.#walk(idx.lastPosition, this.#nextOffset - 1, this.#config.indexIntervalBytes + HEADER_SIZE, false)
+    if (last === null || last === 'inconsistent') return 'the log does not end where the next segment starts'
+    if (last.position + last.at + batchSize(last.buf, last.at) !== this.#size) return 'the last batch does not end the file'
+    if (batchBaseOffset(last.buf, last.at) !== this.baseOffset + ti.lastRelativeOffset) return 'time index does not end at the last batch'
+    if (batchMaxTimestamp(last.buf, last.at) > ti.lastTimestamp) return 'time index ends below the last batch\'s timestamp'
+    this.#maxTimestamp = ti.lastTimestamp
+    this.#relOffsetOfMaxTimestamp = ti.lastRelativeOffset
+    this.#relOffsetOfLastBatch = ti.lastRelativeOffset
+    return null
+  }
+
+  /** Base offset of the batch whose header is at `position`, or −1 if there is none. */
+  #headerAt(position: number): number {
+    if (position < 0 || position + HEADER_SIZE > this.#size) return -1
+    const buf = this.#scratchOf(HEADER_SIZE)
+    if (readFully(this.#fd, buf, 0, HEADER_SIZE, position) < HEADER_SIZE || buf[MAGIC_OFFSET] !== MAGIC) return -1
+    return batchBaseOffset(buf, 0)
   }
 
   // --- recovery and truncation ------------------------------------------------------------
@@ -428,6 +499,7 @@ export class Segment {
     this.#nextOffset = this.baseOffset
     this.#maxTimestamp = -1
     this.#relOffsetOfMaxTimestamp = 0
+    this.#relOffsetOfLastBatch = 0
     this.#firstTimestamp = -1
     this.#bytesSinceIndexEntry = 0
     this.#index.clear()
@@ -462,6 +534,7 @@ export class Segment {
         this.#maxTimestamp = b.maxTimestamp
         this.#relOffsetOfMaxTimestamp = b.baseOffset - this.baseOffset
       }
+      this.#relOffsetOfLastBatch = b.baseOffset - this.baseOffset
       pos += b.sizeInBytes
     }
     if (pos !== this.#size) return `${this.logPath}: batches end at ${pos}, file at ${this.#size}`

@@ -265,7 +265,8 @@ test('the time index only records a batch that raises the largest timestamp', ()
   const b = fs.readFileSync(path.join(dir, segmentFileName(0, '.timeindex')))
   const entries: Array<[number, number]> = []
   for (let p = 0; p + 12 <= b.length; p += 12) entries.push([Number(b.readBigInt64LE(p)) - T0, b.readInt32LE(p + 8)])
-  assert.equal(entries, [[100, 0], [300, 2], [400, 5]], 'sealed time index: strictly increasing timestamps')
+  // Strictly increasing, then the seal's final entry: the largest timestamp at the last batch.
+  assert.equal(entries, [[100, 0], [300, 2], [400, 5], [400, 6]], 'sealed time index')
 }))
 
 // --- a wrong index on disk ------------------------------------------------------------------

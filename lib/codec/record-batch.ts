@@ -35,6 +35,8 @@ const BASE_OFFSET = 0
 const LENGTH = 8
 const LEADER_EPOCH = 12
 const MAGIC_AT = 16
+/** Position of the magic byte in a batch. */
+export const MAGIC_OFFSET = MAGIC_AT
 const CHECKSUM = 17
 const ATTRIBUTES = 21
 const LAST_OFFSET_DELTA = 23

@@ -5,10 +5,11 @@
  * entry (12 bytes, little-endian): 0 timestamp int64 · 8 relativeOffset int32
  * ```
  * An entry is written only when a batch raises the segment's largest timestamp, so
- * timestamps strictly increase and every batch before an entry's offset has a timestamp ≤
- * that entry's. `lookupBefore(t)` therefore names a batch before which no record can have a
- * timestamp ≥ t. A final entry for the largest timestamp is added when the segment seals, so
- * the last entry is the segment's largest timestamp. Not thread-safe.
+ * timestamps increase and every batch before an entry's offset has a timestamp ≤ that
+ * entry's. `lookupBefore(t)` therefore names a batch before which no record can have a
+ * timestamp ≥ t. When the segment seals, a final entry (largest timestamp, last batch) is
+ * added: its timestamp may equal the one before it, and it lets a reader check that the file
+ * is whole (it must end at the segment's last batch). Not thread-safe.
  */
 import { MappedIndex } from './mapped-index.js'
 
@@ -36,11 +37,29 @@ export class TimeIndex extends MappedIndex {
     if (this.entries > 0 && relativeOffset === this.lastRelativeOffset) {
       this.truncateEntries(this.entries - 1)
     }
-    const w = this.nextSlot()
+    this.#write(this.nextSlot(), timestamp, relativeOffset)
+  }
+
+  #write(w: number, timestamp: number, relativeOffset: number): void {
     const hi = Math.floor(timestamp / TWO_32)
     this.words[w] = timestamp - hi * TWO_32
     this.words[w + 1] = hi
     this.words[w + 2] = relativeOffset
+  }
+
+  /**
+   * The final entry written at seal: (the segment's largest timestamp, its last batch).
+   * Replaces an entry for the same batch; otherwise appended, even when the timestamp equals
+   * the last entry's.
+   */
+  appendFinal(timestamp: number, relativeOffset: number): void {
+    if (this.entries > 0) {
+      if (timestamp < this.lastTimestamp || relativeOffset < this.lastRelativeOffset) {
+        throw new Error(`${this.path}: final entry (${timestamp}, ${relativeOffset}) goes back from (${this.lastTimestamp}, ${this.lastRelativeOffset})`)
+      }
+      if (relativeOffset === this.lastRelativeOffset) this.truncateEntries(this.entries - 1)
+    }
+    this.#write(this.nextSlot(), timestamp, relativeOffset)
   }
 
   /** Relative offset of the last entry with timestamp < `timestamp`, or −1 when none. */
@@ -63,7 +82,9 @@ export class TimeIndex extends MappedIndex {
     for (let i = 0; i < this.entries; i++) {
       const ts = this.timestampAt(i)
       const rel = this.relativeOffsetAt(i)
-      if (ts <= prevTs || rel < 0 || rel < prevRel || rel > maxRelativeOffset) return `entry ${i} (${ts}, ${rel}) after (${prevTs}, ${prevRel}), last relative offset ${maxRelativeOffset}`
+      // Only the final entry (written at seal) may repeat the timestamp before it.
+      const tsOk = ts > prevTs || (ts === prevTs && i === this.entries - 1 && rel > prevRel)
+      if (!tsOk || rel < 0 || rel < prevRel || rel > maxRelativeOffset) return `entry ${i} (${ts}, ${rel}) after (${prevTs}, ${prevRel}), last relative offset ${maxRelativeOffset}`
       prevTs = ts
       prevRel = rel
     }

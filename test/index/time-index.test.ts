@@ -227,10 +227,11 @@ test('check accepts increasing entries within the segment and rejects offsets pa
   })
 })
 
-test('check rejects non-increasing timestamps and relative offsets that go back, found on disk', async () => {
+test('check rejects non-increasing timestamps (but for the final entry) and relative offsets that go back, found on disk', async () => {
   await withTempDir((dir) => {
     const bad: Entry[][] = [
-      [[NOW, 0], [NOW, 1]],
+      [[NOW, 0], [NOW, 1], [NOW + 1, 2]],
+      [[NOW, 1], [NOW, 1]],
       [[NOW, 0], [NOW - 1, 1]],
       [[NOW, 5], [NOW + 1, 4]],
       [[NOW, 0], [NOW + 1, -2]],
@@ -244,6 +245,10 @@ test('check rejects non-increasing timestamps and relative offsets that go back,
     const good = fromRaw(path.join(dir, 'good.timeindex'), [[2 ** 32 - 1, 0], [2 ** 32, 3], [2 ** 40, 9]])
     assert.is(good.check(9), null)
     good.close()
+    // A seal's final entry repeats the largest timestamp at the segment's last batch.
+    const sealed = fromRaw(path.join(dir, 'sealed.timeindex'), [[NOW, 0], [NOW + 5, 3], [NOW + 5, 7]])
+    assert.is(sealed.check(7), null)
+    sealed.close()
   })
 })
 
