@@ -157,9 +157,16 @@ export class Segment {
    */
   append(batch: Uint8Array): void {
     const position = this.#size
+    const indexEntries = this.#index.entries
+    const timeEntries = this.#timeIndex.entries
+    // Index entries first, then the batch: whichever write fails, both are rolled back and
+    // the segment is exactly as it was.
+    const indexed = this.#indexBatch(batch, 0, position)
     try {
       writeFully(this.#fd, batch, position, this.logPath)
     } catch (err) {
+      this.#index.truncateEntries(indexEntries)
+      this.#timeIndex.truncateEntries(timeEntries)
       try {
         truncate(this.#fd, position, this.logPath)
       } catch (truncErr) {
@@ -168,11 +175,37 @@ export class Segment {
       }
       throw ioError('write', this.logPath, err)
     }
-    this.#track(batch, 0, position)
+    this.#advance(batch, 0, position, indexed)
   }
 
-  /** Index bookkeeping for the batch at `p` in `buf`, stored at file `position`. */
+  /** Recovery's bookkeeping for a batch already in the file at `position`. */
   #track(buf: Uint8Array, p: number, position: number): void {
+    this.#advance(buf, p, position, this.#indexBatch(buf, p, position))
+  }
+
+  /**
+   * Writes the index entries the batch at `position` is due (the first batch, then one per
+   * `indexIntervalBytes`); returns whether it was indexed. Throws IO_ERROR, with the time
+   * index rolled back, if a write fails.
+   */
+  #indexBatch(buf: Uint8Array, p: number, position: number): boolean {
+    if (this.#index.entries !== 0 && this.#bytesSinceIndexEntry <= this.#config.indexIntervalBytes) return false
+    const relOffset = batchBaseOffset(buf, p) - this.baseOffset
+    const maxTs = batchMaxTimestamp(buf, p)
+    const raises = maxTs > this.#maxTimestamp
+    const entries = this.#index.entries
+    this.#index.append(relOffset, position)
+    try {
+      this.#timeIndex.maybeAppend(raises ? maxTs : this.#maxTimestamp, raises ? relOffset : this.#relOffsetOfMaxTimestamp)
+    } catch (err) {
+      this.#index.truncateEntries(entries)
+      throw err
+    }
+    return true
+  }
+
+  /** Moves the segment's end past the batch at `position`, whose index entries are written. */
+  #advance(buf: Uint8Array, p: number, position: number, indexed: boolean): void {
     const size = batchSize(buf, p)
     const relOffset = batchBaseOffset(buf, p) - this.baseOffset
     const maxTs = batchMaxTimestamp(buf, p)
@@ -181,11 +214,7 @@ export class Segment {
       this.#maxTimestamp = maxTs
       this.#relOffsetOfMaxTimestamp = relOffset
     }
-    if (this.#index.entries === 0 || this.#bytesSinceIndexEntry > this.#config.indexIntervalBytes) {
-      this.#index.append(relOffset, position)
-      this.#timeIndex.maybeAppend(this.#maxTimestamp, this.#relOffsetOfMaxTimestamp)
-      this.#bytesSinceIndexEntry = 0
-    }
+    if (indexed) this.#bytesSinceIndexEntry = 0
     this.#bytesSinceIndexEntry += size
     this.#relOffsetOfLastBatch = relOffset
     this.#size = position + size

@@ -10,12 +10,17 @@
  *   a clean close trims the active index too.
  * - Indexes are derived data: nothing here is checksummed, and a segment rebuilds its indexes
  *   from the log whenever a sanity check or a lookup finds them inconsistent.
+ * - Entries are written with pwrite, not through the mapping, which is read-only. The file is
+ *   preallocated sparse, and a store into a hole of a mapping needs a block: on a full disk
+ *   that is a SIGBUS that kills the process, where pwrite returns ENOSPC. The page cache is
+ *   shared, so the mapping sees each entry as soon as it is written.
  * - mmap-io cannot unmap explicitly (the mapping goes when its Buffer is collected), so after
  *   a trim the old mapping is dropped and never touched again: pages past the new end of the
  *   file would raise SIGBUS.
  */
 import fs from 'node:fs'
 import mmapModule from 'mmap-io'
+import { fault, ioError, truncate, writeFully } from '../io/files.js'
 
 // mmap-io is CommonJS whose typings declare a default export it does not set at run time:
 // under Node's ESM loader the default import is the binding itself.
@@ -31,6 +36,11 @@ export abstract class MappedIndex {
   readonly maxEntries: number
   #entries = 0
   #sealed: boolean
+  /** Open while the index takes appends (for pwrite); −1 once sealed. */
+  #fd = -1
+  /** One entry's bytes, reused for every write. */
+  readonly #entry: Buffer
+  readonly #entryWords: Int32Array
   /** Entries as int32 words over the mapping; words per entry = entrySize / 4. */
   protected words: Int32Array = EMPTY
 
@@ -44,20 +54,25 @@ export abstract class MappedIndex {
     this.entrySize = entrySize
     this.maxEntries = Math.floor(maxBytes / entrySize)
     this.#sealed = sealed
-    const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644)
+    this.#entry = Buffer.alloc(entrySize)
+    this.#entryWords = new Int32Array(this.#entry.buffer, this.#entry.byteOffset, entrySize >> 2)
+    const fd = openIndex(path)
     try {
       const size = fs.fstatSync(fd).size
       this.#entries = Math.floor(size / entrySize)
       if (!sealed) {
         if (this.#entries > this.maxEntries) this.#entries = this.maxEntries
-        fs.ftruncateSync(fd, this.maxEntries * entrySize)
+        truncate(fd, this.maxEntries * entrySize, path)
       } else if (size !== this.#entries * entrySize) {
-        fs.ftruncateSync(fd, this.#entries * entrySize)
+        truncate(fd, this.#entries * entrySize, path)
       }
       this.#map(fd, sealed ? this.#entries * entrySize : this.maxEntries * entrySize)
-    } finally {
+    } catch (err) {
       fs.closeSync(fd)
+      throw ioError('open index', path, err)
     }
+    if (sealed) fs.closeSync(fd)
+    else this.#fd = fd
   }
 
   get entries(): number { return this.#entries }
@@ -69,16 +84,28 @@ export abstract class MappedIndex {
     this.#entries = 0
   }
 
-  /** Forgets entries from `n` on. */
-  protected truncateEntries(n: number): void {
+  /** Forgets entries from `n` on (a failed append rolls its entries back this way). */
+  truncateEntries(n: number): void {
     if (n < this.#entries) this.#entries = Math.max(0, n)
   }
 
-  /** Makes room for one more entry and returns its word index. The caller writes it. */
-  protected nextSlot(): number {
+  /**
+   * Appends one entry of two or three int32 words with pwrite; on failure (ENOSPC, EIO) the
+   * index is unchanged and IO_ERROR is thrown.
+   */
+  protected put(a: number, b: number, c = 0): void {
     if (this.#sealed) throw new Error(`${this.path}: append to a sealed index`)
     if (this.#entries >= this.maxEntries) throw new Error(`${this.path}: index full (${this.maxEntries} entries)`)
-    return this.#entries++ * (this.entrySize >> 2)
+    const w = this.#entryWords
+    w[0] = a
+    w[1] = b
+    if (w.length > 2) w[2] = c
+    try {
+      writeFully(this.#fd, this.#entry, this.#entries * this.entrySize, this.path)
+    } catch (err) {
+      throw ioError('write', this.path, err)
+    }
+    this.#entries++
   }
 
   /**
@@ -89,35 +116,44 @@ export abstract class MappedIndex {
     if (this.#sealed) return
     this.#resize(this.#entries * this.entrySize)
     this.#sealed = true
+    fs.closeSync(this.#fd)
+    this.#fd = -1
   }
 
   /** Grows a sealed index back to its preallocated size (truncation made its segment active again). */
   unseal(): void {
     if (!this.#sealed) return
-    this.#resize(this.maxEntries * this.entrySize)
+    this.#fd = openIndex(this.path)
     this.#sealed = false
+    this.#resize(this.maxEntries * this.entrySize)
   }
 
-  /** Drops the mapping. The instance must not be used afterwards. */
+  /** Drops the mapping and the descriptor. The instance must not be used afterwards. */
   close(): void {
     this.words = EMPTY
+    if (this.#fd >= 0) {
+      fs.closeSync(this.#fd)
+      this.#fd = -1
+    }
   }
 
   #resize(bytes: number): void {
     // Drop every view of the old mapping before the file shrinks under it.
     this.words = EMPTY
-    const fd = fs.openSync(this.path, fs.constants.O_RDWR)
+    const fd = this.#fd >= 0 ? this.#fd : openIndex(this.path)
     try {
-      fs.ftruncateSync(fd, bytes)
+      truncate(fd, bytes, this.path)
       this.#map(fd, bytes)
+    } catch (err) {
+      throw ioError('resize', this.path, err)
     } finally {
-      fs.closeSync(fd)
+      if (fd !== this.#fd) fs.closeSync(fd)
     }
   }
 
   #map(fd: number, bytes: number): void {
     if (bytes === 0) { this.words = EMPTY; return }
-    const buf = mmap.map(bytes, (mmap.PROT_READ | mmap.PROT_WRITE) as 3, mmap.MAP_SHARED, fd, 0, mmap.MADV_RANDOM)
+    const buf = mmap.map(bytes, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0, mmap.MADV_RANDOM)
     this.words = new Int32Array(buf.buffer, buf.byteOffset, bytes >> 2)
   }
 
@@ -141,5 +177,14 @@ export abstract class MappedIndex {
       else hi = mid - 1
     }
     return lo
+  }
+}
+
+function openIndex(path: string): number {
+  try {
+    fault('create', path)
+    return fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644)
+  } catch (err) {
+    throw ioError('open', path, err)
   }
 }

@@ -30,9 +30,7 @@ export class OffsetIndex extends MappedIndex {
     if (this.entries > 0 && (relativeOffset <= this.lastRelativeOffset || position <= this.lastPosition)) {
       throw new Error(`${this.path}: entry (${relativeOffset}, ${position}) does not follow (${this.lastRelativeOffset}, ${this.lastPosition})`)
     }
-    const w = this.nextSlot()
-    this.words[w] = relativeOffset
-    this.words[w + 1] = position
+    this.put(relativeOffset, position)
   }
 
   /** File position of the last entry with relative offset ≤ `relativeOffset`; 0 when none. */

@@ -37,14 +37,12 @@ export class TimeIndex extends MappedIndex {
     if (this.entries > 0 && relativeOffset === this.lastRelativeOffset) {
       this.truncateEntries(this.entries - 1)
     }
-    this.#write(this.nextSlot(), timestamp, relativeOffset)
+    this.#put(timestamp, relativeOffset)
   }
 
-  #write(w: number, timestamp: number, relativeOffset: number): void {
+  #put(timestamp: number, relativeOffset: number): void {
     const hi = Math.floor(timestamp / TWO_32)
-    this.words[w] = timestamp - hi * TWO_32
-    this.words[w + 1] = hi
-    this.words[w + 2] = relativeOffset
+    this.put(timestamp - hi * TWO_32, hi, relativeOffset)
   }
 
   /**
@@ -59,7 +57,7 @@ export class TimeIndex extends MappedIndex {
       }
       if (relativeOffset === this.lastRelativeOffset) this.truncateEntries(this.entries - 1)
     }
-    this.#write(this.nextSlot(), timestamp, relativeOffset)
+    this.#put(timestamp, relativeOffset)
   }
 
   /** Relative offset of the last entry with timestamp < `timestamp`, or −1 when none. */
