@@ -254,7 +254,14 @@ export class Partition {
   #roll(): void {
     const old = this.#active()
     old.seal()
-    const next = Segment.create(this.dir, old.nextOffset, this.#segConfig)
+    let next: Segment
+    try {
+      next = Segment.create(this.dir, old.nextOffset, this.#segConfig)
+    } catch (err) {
+      // No new segment (a full disk cannot take another inode): keep appending to the old one.
+      old.unseal()
+      throw err
+    }
     this.#segments.push(next)
     // Flush the sealed segment and the new directory entry off the append path; the recovery
     // point moves only once they are durable.
