@@ -97,8 +97,13 @@ export class Segment {
     } catch (err) {
       throw ioError('create', file, err)
     }
-    const s = new Segment(dir, baseOffset, config, fd, false)
-    return s
+    try {
+      return new Segment(dir, baseOffset, config, fd, false)
+    } catch (err) {
+      fs.closeSync(fd)
+      fs.rmSync(file, { force: true })
+      throw err
+    }
   }
 
   /**
@@ -114,7 +119,13 @@ export class Segment {
     } catch (err) {
       throw ioError('open', file, err)
     }
-    const s = new Segment(dir, baseOffset, config, fd, sealed)
+    let s: Segment
+    try {
+      s = new Segment(dir, baseOffset, config, fd, sealed)
+    } catch (err) {
+      fs.closeSync(fd)
+      throw err
+    }
     s.#size = fs.fstatSync(fd).size
     s.#flushedSize = s.#size
     s.#nextOffset = nextOffset ?? baseOffset
