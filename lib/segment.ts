@@ -83,7 +83,12 @@ export class Segment {
     const indexPath = path.join(dir, segmentFileName(baseOffset, '.index'))
     const timeIndexPath = path.join(dir, segmentFileName(baseOffset, '.timeindex'))
     this.#index = new OffsetIndex(indexPath, config.segmentIndexBytes, sealed)
-    this.#timeIndex = new TimeIndex(timeIndexPath, config.segmentIndexBytes, sealed)
+    try {
+      this.#timeIndex = new TimeIndex(timeIndexPath, config.segmentIndexBytes, sealed)
+    } catch (err) {
+      this.#index.close()
+      throw err
+    }
   }
 
   /** Creates an empty active segment; any leftover files of the same name are replaced. */
