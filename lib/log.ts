@@ -127,7 +127,12 @@ export class Log {
       if (!fs.statSync(tdir).isDirectory()) continue
       const metaFile = path.join(tdir, META_FILE)
       const payload = readFrame('STTM', metaFile)
-      if (payload === null) continue // not a topic of ours
+      if (payload === null) {
+        // A topic is renamed into topics/ with its metadata, so partition data without it
+        // means the file was lost; a directory without any is not ours and is left alone.
+        if (holdsPartitionData(tdir)) throw new StrandError('CORRUPT', `${metaFile}: missing; ${tdir} holds partition data that cannot be opened without its partition count`)
+        continue
+      }
       let meta: TopicMeta
       try {
         meta = JSON.parse(payload.toString('utf8'))
@@ -278,4 +283,15 @@ export class Log {
   toString(): string {
     return `Log(${describe(this.dir)}, ${this.#topics.size} topics)`
   }
+}
+
+/** Whether `dir` has a numbered subdirectory holding a checkpoint or a segment. */
+function holdsPartitionData(dir: string): boolean {
+  for (const name of fs.readdirSync(dir)) {
+    if (!/^\d+$/.test(name)) continue
+    const sub = path.join(dir, name)
+    if (!fs.statSync(sub).isDirectory()) continue
+    if (fs.readdirSync(sub).some((f) => f === 'checkpoint' || /^\d{20}\.log$/.test(f))) return true
+  }
+  return false
 }

@@ -339,6 +339,8 @@ export class Segment {
         // batch must follow the last: a damaged offset field must not make a read skip offsets.
         const base = batchBaseOffset(buf, p)
         if (first ? base > offset : base !== expected) return 'inconsistent'
+        // A segment's first batch starts at its base offset: anything else is not this file.
+        if (pos + p === 0 && base !== this.baseOffset) return 'inconsistent'
         first = false
         expected = batchLastOffset(buf, p) + 1
         if (expected > offset) return { buf, n, at: p, position: pos }
@@ -431,6 +433,7 @@ export class Segment {
     const why = idx.check(this.#size) ?? ti.check(lastRel)
     if (why !== null) return why
     if (idx.entries === 0 || idx.relativeOffsetAt(0) !== 0 || idx.positionAt(0) !== 0) return 'offset index does not start at the first batch'
+    if (this.#headerAt(0) !== this.baseOffset) return 'the first batch does not start at the segment\'s base offset'
     if (this.#headerAt(idx.lastPosition) !== this.baseOffset + idx.lastRelativeOffset) return 'last offset index entry points at the wrong batch'
     if (ti.entries === 0) return 'empty time index'
     // The final time-index entry names the last batch: a short or stale file does not.
