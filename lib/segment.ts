@@ -135,6 +135,7 @@ export class Segment {
     s.#flushedSize = s.#size
     s.#nextOffset = nextOffset ?? baseOffset
     s.#checked = !sealed
+    if (!sealed) s.#timeIndex.dropRepeatedFinal()
     if (s.#timeIndex.entries > 0) {
       s.#maxTimestamp = s.#timeIndex.lastTimestamp
       s.#relOffsetOfMaxTimestamp = s.#timeIndex.lastRelativeOffset
@@ -279,6 +280,7 @@ export class Segment {
     if (!this.#sealed) return
     this.#index.unseal()
     this.#timeIndex.unseal()
+    this.#timeIndex.dropRepeatedFinal()
     this.#sealed = false
   }
 
@@ -309,15 +311,18 @@ export class Segment {
   #find(offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null {
     if (offset >= this.#nextOffset) return null
     this.#ensureChecked()
-    const found = this.#walk(this.#index.lookup(offset - this.baseOffset), offset, firstChunk, fresh)
+    const i = this.#index.find(offset - this.baseOffset)
+    const found = i < 0
+      ? this.#walk(0, this.baseOffset, offset, firstChunk, fresh)
+      : this.#walk(this.#index.positionAt(i), this.baseOffset + this.#index.relativeOffsetAt(i), offset, firstChunk, fresh)
     if (found !== 'inconsistent') return found
     this.rebuildIndexes()
-    const again = this.#walk(0, offset, firstChunk, fresh)
+    const again = this.#walk(0, this.baseOffset, offset, firstChunk, fresh)
     if (again === 'inconsistent') throw corrupt(this.logPath, `no valid batch sequence leads to offset ${offset}`)
     return again
   }
 
-  #walk(position: number, offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null | 'inconsistent' {
+  #walk(position: number, firstBase: number, offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null | 'inconsistent' {
     // An index entry pointing outside the file is as wrong as one pointing at the wrong batch.
     if (position < 0 || position >= this.#size) return 'inconsistent'
     let pos = position
@@ -335,12 +340,11 @@ export class Segment {
         // Bounded by maxMessageBytes: a damaged length field must not size the reader's buffer.
         if (size <= HEADER_SIZE || size > this.#config.maxMessageBytes || pos + p + size > this.#size) return 'inconsistent'
         if (buf[p + MAGIC_OFFSET] !== MAGIC) return 'inconsistent'
-        // The index entry must point at a batch that starts at or before the target, and each
-        // batch must follow the last: a damaged offset field must not make a read skip offsets.
+        // The first batch must be the one the index entry names (at position 0: the segment's
+        // base offset), and each batch must follow the last: a damaged offset field must not
+        // make a read skip offsets or return another batch's records.
         const base = batchBaseOffset(buf, p)
-        if (first ? base > offset : base !== expected) return 'inconsistent'
-        // A segment's first batch starts at its base offset: anything else is not this file.
-        if (pos + p === 0 && base !== this.baseOffset) return 'inconsistent'
+        if (base !== (first ? firstBase : expected)) return 'inconsistent'
         first = false
         expected = batchLastOffset(buf, p) + 1
         if (expected > offset) return { buf, n, at: p, position: pos }
@@ -437,7 +441,7 @@ export class Segment {
     if (this.#headerAt(idx.lastPosition) !== this.baseOffset + idx.lastRelativeOffset) return 'last offset index entry points at the wrong batch'
     if (ti.entries === 0) return 'empty time index'
     // The final time-index entry names the last batch: a short or stale file does not.
-    const last = this.#walk(idx.lastPosition, this.#nextOffset - 1, this.#config.indexIntervalBytes + HEADER_SIZE, false)
+    const last = this.#walk(idx.lastPosition, this.baseOffset + idx.lastRelativeOffset, this.#nextOffset - 1, this.#config.indexIntervalBytes + HEADER_SIZE, false)
     if (last === null || last === 'inconsistent') return 'the log does not end where the next segment starts'
     if (last.position + last.at + batchSize(last.buf, last.at) !== this.#size) return 'the last batch does not end the file'
     if (batchBaseOffset(last.buf, last.at) !== this.baseOffset + ti.lastRelativeOffset) return 'time index does not end at the last batch'

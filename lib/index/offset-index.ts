@@ -33,6 +33,12 @@ export class OffsetIndex extends MappedIndex {
     this.put(relativeOffset, position)
   }
 
+  /** Index of the last entry with relative offset ≤ `relativeOffset`; −1 when none. */
+  find(relativeOffset: number): number {
+    const words = this.words
+    return this.search(relativeOffset, (j) => words[j * 2])
+  }
+
   /** File position of the last entry with relative offset ≤ `relativeOffset`; 0 when none. */
   lookup(relativeOffset: number): number {
     const words = this.words

@@ -60,6 +60,15 @@ export class TimeIndex extends MappedIndex {
     this.#put(timestamp, relativeOffset)
   }
 
+  /**
+   * Drops a seal's final entry when it only repeats the timestamp before it, so that a
+   * segment taking appends again keeps timestamps strictly increasing.
+   */
+  dropRepeatedFinal(): void {
+    const n = this.entries
+    if (n >= 2 && this.timestampAt(n - 1) === this.timestampAt(n - 2)) this.truncateEntries(n - 1)
+  }
+
   /** Relative offset of the last entry with timestamp < `timestamp`, or −1 when none. */
   lookupBefore(timestamp: number): number {
     const i = this.search(timestamp - 1, (j) => this.timestampAt(j))
