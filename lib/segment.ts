@@ -135,7 +135,7 @@ export class Segment {
     s.#flushedSize = s.#size
     s.#nextOffset = nextOffset ?? baseOffset
     s.#checked = !sealed
-    if (!sealed) s.#timeIndex.dropRepeatedFinal()
+    if (!sealed) s.#timeIndex.dropFinal()
     if (s.#timeIndex.entries > 0) {
       s.#maxTimestamp = s.#timeIndex.lastTimestamp
       s.#relOffsetOfMaxTimestamp = s.#timeIndex.lastRelativeOffset
@@ -280,7 +280,7 @@ export class Segment {
     if (!this.#sealed) return
     this.#index.unseal()
     this.#timeIndex.unseal()
-    this.#timeIndex.dropRepeatedFinal()
+    this.#timeIndex.dropFinal()
     this.#sealed = false
   }
 
@@ -405,8 +405,27 @@ export class Segment {
    */
   timestampSearchStart(timestamp: number): number {
     this.#ensureChecked()
-    const rel = this.#timeIndex.lookupBefore(timestamp)
-    return rel < 0 ? this.baseOffset : this.baseOffset + rel
+    const start = this.#timeEntryStart(timestamp)
+    if (start !== null) return start
+    // The entry does not describe the batch it names: the time index is damaged.
+    this.rebuildIndexes()
+    return this.#timeEntryStart(timestamp) ?? this.baseOffset
+  }
+
+  /**
+   * Start offset from the time index, checked against the log: the entry used must name a
+   * batch whose largest timestamp is the entry's, or skipping the batches before it would
+   * rest on a damaged claim. Null when it does not.
+   */
+  #timeEntryStart(timestamp: number): number | null {
+    const ti = this.#timeIndex
+    const i = ti.findBefore(timestamp)
+    if (i < 0) return this.baseOffset
+    const offset = this.baseOffset + ti.relativeOffsetAt(i)
+    if (offset >= this.#nextOffset) return null
+    const f = this.#find(offset, this.#config.indexIntervalBytes + HEADER_SIZE, false)
+    if (f === null || batchBaseOffset(f.buf, f.at) !== offset || batchMaxTimestamp(f.buf, f.at) !== ti.timestampAt(i)) return null
+    return offset
   }
 
   /**
@@ -539,10 +558,13 @@ export class Segment {
     const size = this.#size
     const nextOffset = this.#nextOffset
     const result = this.recover(false)
-    if (result.reason !== null) {
+    // A log that is whole but ends early (cut short on disk) has lost the offsets up to where
+    // the next segment starts: that is damage too, not a shorter segment.
+    const reason = result.reason ?? (this.#nextOffset < nextOffset ? `the log ends at offset ${this.#nextOffset}, before ${nextOffset}` : null)
+    if (reason !== null) {
       this.#size = size
       this.#nextOffset = nextOffset
-      throw corrupt(this.logPath, `rebuilding indexes stopped at damage ${result.reason}`)
+      throw corrupt(this.logPath, `rebuilding indexes stopped at damage ${reason}`)
     }
   }
 

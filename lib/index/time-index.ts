@@ -61,18 +61,24 @@ export class TimeIndex extends MappedIndex {
   }
 
   /**
-   * Drops a seal's final entry when it only repeats the timestamp before it, so that a
-   * segment taking appends again keeps timestamps strictly increasing.
+   * Drops the seal's final entry from an index whose segment takes appends again: it names
+   * the last batch without that batch holding its timestamp, and it may repeat the timestamp
+   * before it, which only a last entry may. Losing an ordinary entry instead costs nothing:
+   * the index is sparse.
    */
-  dropRepeatedFinal(): void {
-    const n = this.entries
-    if (n >= 2 && this.timestampAt(n - 1) === this.timestampAt(n - 2)) this.truncateEntries(n - 1)
+  dropFinal(): void {
+    if (this.entries > 0) this.truncateEntries(this.entries - 1)
   }
 
   /** Relative offset of the last entry with timestamp < `timestamp`, or −1 when none. */
   lookupBefore(timestamp: number): number {
-    const i = this.search(timestamp - 1, (j) => this.timestampAt(j))
+    const i = this.findBefore(timestamp)
     return i < 0 ? -1 : this.relativeOffsetAt(i)
+  }
+
+  /** Index of the last entry with timestamp < `timestamp`, or −1 when none. */
+  findBefore(timestamp: number): number {
+    return this.search(timestamp - 1, (j) => this.timestampAt(j))
   }
 
   /** Drops entries at or past `relativeOffset`. */
