@@ -185,10 +185,17 @@ export class Log {
       await writeFrame('STTM', path.join(stage, META_FILE), Buffer.from(JSON.stringify(meta)))
       await syncDirectory(stage)
       const topicsDir = path.join(this.dir, 'topics')
-      await rename(stage, path.join(topicsDir, name))
-      await syncDirectory(topicsDir)
-      await syncDirectory(path.join(this.dir, 'tmp'))
-      return await this.#openTopic(meta, config, true)
+      const final = path.join(topicsDir, name)
+      await rename(stage, final)
+      try {
+        await syncDirectory(topicsDir)
+        await syncDirectory(path.join(this.dir, 'tmp'))
+        return await this.#openTopic(meta, config, true)
+      } catch (err) {
+        // Take the half-made topic out of topics/ so that a retry can succeed.
+        await rename(final, path.join(this.dir, 'trash', randomBytes(8).toString('hex'))).catch(() => {})
+        throw err
+      }
     } finally {
       this.#pending.delete(name)
     }

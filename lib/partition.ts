@@ -322,6 +322,14 @@ export class Partition {
     if (w.length > 0) this.#scheduleSync()
   }
 
+  /** Rejects appends waiting for offsets at or past `offset`: truncation removed them. */
+  #rejectWaitersFrom(offset: number): void {
+    const cut = this.#waiters.filter((w) => w.offset >= offset)
+    if (cut.length === 0) return
+    this.#waiters = this.#waiters.filter((w) => w.offset < offset)
+    for (const w of cut) w.reject(new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: offset ${w.offset} was truncated before it was synced`))
+  }
+
   /** Runs `task` on the partition's queue; a failure there fails the partition. */
   #enqueue(task: () => Promise<void>): Promise<void> {
     return this.#queue.add(async () => {
@@ -445,21 +453,28 @@ export class Partition {
     if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument('offset', 'a safe integer >= 0', offset)
     if (offset >= this.logEndOffset) return
     this.#generation++
-    if (offset <= this.#segments[0].baseOffset) {
-      // Remove before creating: the new segment may take the name of a removed one.
-      for (const s of this.#segments.splice(0)) this.#removeSegmentNow(s)
-      this.#segments.push(Segment.create(this.dir, offset, this.#segConfig))
-    } else {
-      for (const s of this.#segments.splice(this.#segmentIndexFor(offset) + 1)) this.#removeSegmentNow(s)
-      this.#active().truncateTo(offset)
+    // Appends waiting on records that may go are answered before anything is touched: a
+    // half-done cut must never let them resolve against records appended after it.
+    this.#rejectWaitersFrom(offset)
+    try {
+      if (offset <= this.#segments[0].baseOffset) {
+        // Remove before creating: the new segment may take the name of a removed one.
+        for (const s of this.#segments.splice(0)) this.#removeSegment(s)
+        this.#segments.push(Segment.create(this.dir, offset, this.#segConfig))
+      } else {
+        for (const s of this.#segments.splice(this.#segmentIndexFor(offset) + 1)) this.#removeSegment(s)
+        this.#active().truncateTo(offset)
+      }
+    } catch (err) {
+      // The partition is somewhere between its old end and the new one: only recovery knows.
+      this.#fail(err)
+      throw this.#failed
     }
     const end = this.logEndOffset
     if (this.#logStartOffset > end) this.#logStartOffset = end
     if (this.#syncedOffset > end) this.#syncedOffset = end
     if (this.#recoveryPoint > end) this.#recoveryPoint = end
-    const cut = this.#waiters.filter((w) => w.offset >= end)
-    this.#waiters = this.#waiters.filter((w) => w.offset < end)
-    for (const w of cut) w.reject(new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: offset ${w.offset} was truncated before it was synced`))
+    this.#rejectWaitersFrom(end)
     const active = this.#active()
     await this.#enqueue(async () => {
       await active.sync()
@@ -511,13 +526,13 @@ export class Partition {
     // is durable. A crash in between leaves `.deleted` files, which open() removes.
     const trash: string[] = []
     for (const s of doomed) {
-      s.close(false)
+      this.#closeLater(s)
       for (const f of s.files) {
         try {
           renameSync(f, f + '.deleted')
           trash.push(f + '.deleted')
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+          if ((err as StrandError).cause === undefined || ((err as StrandError).cause as NodeJS.ErrnoException).code !== 'ENOENT') throw err
         }
       }
     }
@@ -528,9 +543,19 @@ export class Partition {
     })
   }
 
-  #removeSegmentNow(s: Segment): void {
-    s.close(false)
+  /** Unlinks a segment's files now and closes it once queued work that may use it is done. */
+  #removeSegment(s: Segment): void {
+    this.#closeLater(s)
     for (const f of s.files) fs.rmSync(f, { force: true })
+  }
+
+  /**
+   * Closes a segment after the tasks already queued (a roll flush or sync round may hold its
+   * descriptor: closing now could make their fdatasync hit EBADF, or a reused descriptor
+   * number). Runs even on a failed partition.
+   */
+  #closeLater(s: Segment): void {
+    this.#queue.add(async () => s.close(false)).catch(() => {})
   }
 
   #writeCheckpoint(): Promise<void> {
@@ -633,8 +658,8 @@ export class Partition {
       const r = s.recover()
       if (r.truncatedBytes > 0) {
         this.recovery.push({ kind: 'truncated', file: s.logPath, detail: `${r.truncatedBytes} bytes ${r.reason}` })
-        if (i + 1 < segs.length) this.#dropFrom(i + 1, `follows damage in ${s.logPath}`)
-        break
+        // Later segments survive only if the cut left no gap (trailing garbage after whole
+        // batches); the check at the top of the loop drops them otherwise.
       }
     }
     if (this.#active().isSealed) this.#active().unseal()
@@ -648,7 +673,7 @@ export class Partition {
   #dropFrom(i: number, why: string): void {
     for (const s of this.#segments.splice(i)) {
       this.recovery.push({ kind: 'segment-deleted', file: s.logPath, detail: why })
-      this.#removeSegmentNow(s)
+      this.#removeSegment(s)
     }
     this.#active().unseal()
   }

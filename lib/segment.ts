@@ -387,10 +387,12 @@ export class Segment {
       const size = batchSize(buf, p)
       if (p + size > limit) break
       if (verify) {
-        const why = checkBatch(buf, p, limit, this.#config.maxMessageBytes)
+        let why = checkBatch(buf, p, limit, this.#config.maxMessageBytes)
+        if (why === null && expected >= 0 && batchBaseOffset(buf, p) !== expected) why = `base offset ${batchBaseOffset(buf, p)}, expected ${expected}`
+        // Damage after the first batch ends the read there: the good batches before it are
+        // returned, and the next read, which starts at the damage, reports it.
+        if (why !== null && p > at) break
         if (why !== null) throw corrupt(this.logPath, `batch at position ${position + p - at}: ${why}`)
-        const base = batchBaseOffset(buf, p)
-        if (expected >= 0 && base !== expected) throw corrupt(this.logPath, `batch at position ${position + p - at} has base offset ${base}, expected ${expected}`)
         expected = batchLastOffset(buf, p) + 1
       }
       out.push(new RecordBatch(buf.subarray(p, p + size)))

@@ -32,6 +32,7 @@ export function fault(site: FaultSite, file: string): void {
 }
 
 export function ioError(op: string, file: string, err: unknown): StrandError {
+  if (err instanceof StrandError) return err
   const code = (err as NodeJS.ErrnoException)?.code ?? 'EIO'
   return new StrandError('IO_ERROR', `${op} ${file} failed: ${code}`, { cause: err })
 }
@@ -71,12 +72,16 @@ export function fdatasync(fd: number, file: string): Promise<void> {
 
 /** fsync of a directory, so that entries created, renamed or removed in it survive a crash. */
 export async function syncDirectory(dir: string): Promise<void> {
-  fault('fsync', dir)
-  const handle = await fs.promises.open(dir, 'r')
   try {
-    await handle.sync()
-  } finally {
-    await handle.close()
+    fault('fsync', dir)
+    const handle = await fs.promises.open(dir, 'r')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  } catch (err) {
+    throw ioError('fsync directory', dir, err)
   }
 }
 
@@ -106,6 +111,7 @@ export function decodeFrame(kind: FrameKind, data: Buffer, file: string): Buffer
   const got = data.toString('latin1', 0, 4)
   if (got !== kind) throw fail(`kind ${JSON.stringify(got)}, expected ${kind}`)
   if (data[4] !== FRAME_VERSION) throw fail(`version ${data[4]}, this strand reads ${FRAME_VERSION}`)
+  if (data[5] !== 0 || data[6] !== 0 || data[7] !== 0) throw fail('reserved bytes 5-7 are not zero')
   const len = data.readUInt32BE(8)
   if (len > MAX_FRAME_PAYLOAD || FRAME_HEADER + len !== data.length) throw fail(`payload length ${len} in a file of ${data.length} bytes`)
   const payload = data.subarray(FRAME_HEADER)
@@ -154,13 +160,21 @@ export async function writeFrame(kind: FrameKind, file: string, payload: Uint8Ar
 
 /** rename(2), through the fault injector. */
 export async function rename(from: string, to: string): Promise<void> {
-  fault('rename', to)
-  await fs.promises.rename(from, to)
+  try {
+    fault('rename', to)
+    await fs.promises.rename(from, to)
+  } catch (err) {
+    throw ioError(`rename ${from} to`, to, err)
+  }
 }
 
 export function renameSync(from: string, to: string): void {
-  fault('rename', to)
-  fs.renameSync(from, to)
+  try {
+    fault('rename', to)
+    fs.renameSync(from, to)
+  } catch (err) {
+    throw ioError(`rename ${from} to`, to, err)
+  }
 }
 
 /** ftruncate(2), through the fault injector. */
