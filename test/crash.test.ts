@@ -15,15 +15,14 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Log, StrandError, type Partition } from '../lib/index.js'
 import { TOPIC, parseValue, recordKey, recordValue } from './fixtures/crash-appender.js'
-import { rng, tempDir } from './helpers.js'
+import { type Child, killHard, rng, spawnChild, tempDir, waitForLine } from './helpers.js'
 
-const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const APPENDER = fileURLToPath(new URL('./fixtures/crash-appender.ts', import.meta.url))
 const SEED = Number(process.env.STRAND_TEST_SEED ?? Date.now() % 0x7fffffff)
 const ITERATIONS = Number(process.env.STRAND_CRASH_ITERATIONS ?? 30)
@@ -38,64 +37,11 @@ const live = new Set<ChildProcess>()
 
 interface Ack { base: number, last: number, id: number }
 
-interface Child {
-  proc: ChildProcess
-  lines: string[]
-  stderr: () => string
-  closed: Promise<void>
-}
-
 function spawnAppender(dir: string, seed: number, segmentBytes: number, firstId: number): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', APPENDER, dir, String(seed), String(segmentBytes), String(firstId)], {
-    cwd: REPO_ROOT,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  live.add(proc)
-  const lines: string[] = []
-  let partial = ''
-  let err = ''
-  proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n')
-    partial = parts.pop()!
-    lines.push(...parts)
-  })
-  proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => { err += chunk })
-  // 'close' fires after exit and after both pipes are drained: every line the child wrote is in.
-  const closed = new Promise<void>((resolve) => proc.once('close', () => { live.delete(proc); resolve() }))
-  return { proc, lines, stderr: () => err, closed }
-}
-
-function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms) }),
-  ])
-}
-
-/** Resolves once the child has printed an ack; rejects if it exits first. */
-function firstAck(child: Child, what: string): Promise<void> {
-  return bounded(new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (child.lines.some((l) => l.startsWith('ack '))) return done()
-    }
-    const onExit = (code: number | null, signal: string | null) =>
-      done(new Error(`${what}: appender exited (code ${code}, signal ${signal}) before its first ack; stderr: ${child.stderr()}`))
-    const done = (err?: Error) => {
-      child.proc.stdout!.off('data', check)
-      child.proc.off('exit', onExit)
-      if (err) reject(err)
-      else resolve()
-    }
-    child.proc.stdout!.on('data', check)
-    child.proc.once('exit', onExit)
-    check()
-  }), WAIT_MS, `${what}: first ack`)
-}
-
-async function killHard(child: Child): Promise<void> {
-  if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL')
-  await bounded(child.closed, WAIT_MS, `appender ${child.proc.pid} exit after SIGKILL`)
+  const child = spawnChild(APPENDER, [dir, String(seed), String(segmentBytes), String(firstId)])
+  live.add(child.proc)
+  child.closed.then(() => live.delete(child.proc))
+  return child
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -119,12 +65,12 @@ async function iteration(state: WorkerState, variant: Variant, n: number, random
   const what = `${variant.name}, iteration ${n} (seed ${SEED}, dir ${state.dir})`
   const child = spawnAppender(state.dir, SEED, variant.segmentBytes, n * ID_STRIDE + 1)
   try {
-    await firstAck(child, what)
+    await waitForLine(child, (l) => l.startsWith('ack '), WAIT_MS, `${what}: first ack`)
     await sleep(20 + Math.floor(random() * 380))
   } finally {
-    await killHard(child)
+    await killHard(child, WAIT_MS)
   }
-  assert.is(child.proc.signalCode, 'SIGKILL', `${what}: appender was killed, not exited (stderr: ${child.stderr()})`)
+  assert.is(child.proc.signalCode, 'SIGKILL', `${what}: appender was killed, not exited (stderr: ${child.output()})`)
   const acks: Ack[] = child.lines.filter((l) => l.startsWith('ack ')).map((l) => {
     const [, base, last, id] = l.split(' ').map(Number)
     return { base, last, id }

@@ -5,15 +5,13 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Log, StrandError, TOPIC_DEFAULTS, murmur2, toPositive, type Topic } from '../lib/index.js'
 import { readFrame } from '../lib/io/files.js'
-import { withTempDir } from './helpers.js'
+import { type Child, bounded, killHard, spawnChild, waitForLine, withTempDir } from './helpers.js'
 
-const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const OPEN_LOG = fileURLToPath(new URL('./fixtures/open-log.ts', import.meta.url))
 /** Upper bound on any wait for a child, so a broken test fails instead of hanging. */
 const WAIT_MS = 20_000
@@ -60,45 +58,12 @@ function values(topic: Topic, partition: number): string[] {
 
 // --- the directory lock --------------------------------------------------------------------
 
-interface Child { proc: ChildProcess, out: () => string, closed: Promise<void> }
-
 function spawnOpenLog(dir: string): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', OPEN_LOG, dir], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  proc.stdout!.setEncoding('utf8').on('data', (c: string) => { out += c })
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => { err += c })
-  const closed = new Promise<void>((resolve) => proc.once('close', () => resolve()))
-  return { proc, out: () => out + (err === '' ? '' : `\n[stderr] ${err}`), closed }
+  return spawnChild(OPEN_LOG, [dir])
 }
 
-function bounded<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: nothing within ${WAIT_MS} ms`)), WAIT_MS) }),
-  ])
-}
-
-function waitForLine(child: Child, line: string): Promise<void> {
-  return bounded(new Promise<void>((resolve, reject) => {
-    const check = () => { if (child.out().split('\n').includes(line)) done() }
-    const onExit = (code: number | null) => done(new Error(`child exited (code ${code}) before printing ${line}: ${child.out()}`))
-    const done = (err?: Error) => {
-      child.proc.stdout!.off('data', check)
-      child.proc.off('exit', onExit)
-      if (err) reject(err)
-      else resolve()
-    }
-    child.proc.stdout!.on('data', check)
-    child.proc.once('exit', onExit)
-    check()
-  }), `waiting for "${line}" from the child`)
-}
-
-async function kill(child: Child): Promise<void> {
-  if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL')
-  await bounded(child.closed, `child ${child.proc.pid} exit`)
+function waitForOpen(child: Child): Promise<string> {
+  return waitForLine(child, (l) => l === 'open', WAIT_MS, 'waiting for "open" from the child')
 }
 
 test('a second Log.open on the same directory in the same process rejects with LOCKED', () =>
@@ -135,14 +100,14 @@ test('a child process holding the directory makes Log.open reject with LOCKED; a
 
     const child = spawnOpenLog(dir)
     try {
-      await waitForLine(child, 'open')
+      await waitForOpen(child)
       const err = await expectReject(Log.open(dir, OPEN), 'LOCKED', 'open while the child holds the directory')
       assert.match(err.message, `pid ${child.proc.pid}`)
       child.proc.kill('SIGKILL')
-      await bounded(child.closed, 'child exit after SIGKILL')
+      await bounded(child.closed, WAIT_MS, 'child exit after SIGKILL')
       assert.is(child.proc.signalCode, 'SIGKILL')
     } finally {
-      await kill(child)
+      await killHard(child, WAIT_MS)
     }
 
     const after = await Log.open(dir, OPEN)
@@ -161,23 +126,23 @@ test('a child process cannot open a directory the parent holds, and can once the
     const log = await Log.open(dir, OPEN)
     const refused = spawnOpenLog(dir)
     try {
-      await bounded(refused.closed, 'refused child exit')
-      assert.is(refused.proc.exitCode, 1, refused.out())
-      assert.ok(refused.out().split('\n').includes('LOCKED'), refused.out())
-      assert.match(refused.out(), `pid ${process.pid}`)
+      await bounded(refused.closed, WAIT_MS, 'refused child exit')
+      assert.is(refused.proc.exitCode, 1, refused.output())
+      assert.ok(refused.output().split('\n').includes('LOCKED'), refused.output())
+      assert.match(refused.output(), `pid ${process.pid}`)
     } finally {
-      await kill(refused)
+      await killHard(refused, WAIT_MS)
       await log.close()
     }
     const child = spawnOpenLog(dir)
     try {
-      await waitForLine(child, 'open')
+      await waitForOpen(child)
       // Closing stdin asks the child to close cleanly.
       child.proc.stdin!.end()
-      await bounded(child.closed, 'child exit after stdin closed')
-      assert.is(child.proc.exitCode, 0, child.out())
+      await bounded(child.closed, WAIT_MS, 'child exit after stdin closed')
+      assert.is(child.proc.exitCode, 0, child.output())
     } finally {
-      await kill(child)
+      await killHard(child, WAIT_MS)
     }
     const again = await Log.open(dir, OPEN)
     try {
