@@ -106,6 +106,7 @@ export class Partition {
   #generation = 0
   #waiters: SyncWaiter[] = []
   #syncScheduled = false
+  #rollFlushQueued = false
   #messagesSinceSync = 0
   #timer: NodeJS.Timeout | null = null
   #encoder = new BatchEncoder()
@@ -263,14 +264,27 @@ export class Partition {
       throw err
     }
     this.#segments.push(next)
-    // Flush the sealed segment and the new directory entry off the append path; the recovery
-    // point moves only once they are durable.
+    this.#scheduleRollFlush()
+  }
+
+  /**
+   * Flushes sealed segments and the new directory entries off the append path, then moves
+   * the recovery point past them. At most one such task waits in the queue: rolls that come
+   * faster than flushes (small segments, flush 'os') share it instead of piling up.
+   */
+  #scheduleRollFlush(): void {
+    if (this.#rollFlushQueued) return
+    this.#rollFlushQueued = true
     this.#background(async () => {
-      await old.sync()
-      await old.syncIndexes()
+      this.#rollFlushQueued = false
+      const sealed = this.#segments.slice(0, -1).filter((s) => s.needsSealFlush)
+      for (const s of sealed) await s.flushSealed()
       await syncDirectory(this.dir)
-      if (next.baseOffset > this.#recoveryPoint && this.#segments.includes(next)) {
-        this.#recoveryPoint = next.baseOffset
+      // Everything before the first segment still waiting for its flush is durable.
+      const pending = this.#segments.find((s) => s.needsSealFlush || !s.isSealed)
+      const point = pending?.baseOffset ?? this.logEndOffset
+      if (point > this.#recoveryPoint) {
+        this.#recoveryPoint = point
         await this.#writeCheckpoint()
       }
     })

@@ -68,6 +68,7 @@ export class Segment {
    * checked against the log (lazily, on first use, so open reads nothing).
    */
   #checked = true
+  #needsSealFlush = false
   /** A failed write could not be cut back: the file may end in a partial batch. */
   #broken = false
   /** Scratch for header scans; never handed to callers. */
@@ -253,6 +254,16 @@ export class Segment {
     }
   }
 
+  /** True between a seal and the `flushSealed` that makes the sealed files durable. */
+  get needsSealFlush(): boolean { return this.#needsSealFlush }
+
+  /** Makes a sealed segment's log and trimmed indexes durable. */
+  async flushSealed(): Promise<void> {
+    await this.sync()
+    await this.syncIndexes()
+    this.#needsSealFlush = false
+  }
+
   /** Makes the indexes durable (fsync through the file; the kernel writes mmap'd dirty pages too). */
   async syncIndexes(): Promise<void> {
     for (const file of [this.#index.path, this.#timeIndex.path]) {
@@ -273,6 +284,7 @@ export class Segment {
     this.#index.seal()
     this.#timeIndex.seal()
     this.#sealed = true
+    this.#needsSealFlush = true
   }
 
   /** Makes a sealed segment active again: truncation cut the partition back into it. */

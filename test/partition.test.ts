@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import fs from 'node:fs'
 import path from 'node:path'
 import { Log, type Partition, type Record, type RecordInput, StrandError, type TopicConfigInput } from '../lib/index.js'
+import { setFaultInjector } from '../lib/io/files.js'
 import { ManualClock, rng, withTempDir } from './helpers.js'
 
 // --- helpers --------------------------------------------------------------------------------
@@ -1200,5 +1201,29 @@ for (const [flushName, flush] of FLUSHES) {
     }
   }))
 }
+
+test('rolls faster than their flushes share one queued flush, and the recovery point catches up', () => withTempDir(async (dir) => {
+  const { log, p } = await open(dir, new ManualClock(), { segmentBytes: 1024, flush: 'os' })
+  let checkpoints = 0
+  let dirSyncs = 0
+  setFaultInjector((site, file) => {
+    if (site === 'rename' && file.endsWith('checkpoint')) checkpoints++
+    if (site === 'fsync' && file === p.dir) dirSyncs++
+  })
+  try {
+    // 100 rolls in one tick: each append fills most of a segment.
+    const pending: Promise<unknown>[] = []
+    for (let i = 0; i < 100; i++) pending.push(p.append([{ value: Buffer.alloc(800, i) }]))
+    await Promise.all(pending)
+    assert.ok(p.segmentCount >= 100, `${p.segmentCount} segments`)
+    await p.flush()
+    assert.ok(checkpoints <= 2, `${checkpoints} checkpoint writes for ~100 rolls`)
+    assert.ok(dirSyncs <= 10, `${dirSyncs} roll flushes (directory fsyncs) for ~100 rolls`)
+    assert.is(p.recoveryPoint, p.segmentBaseOffsets()[p.segmentCount - 1], 'recovery point at the active segment')
+  } finally {
+    setFaultInjector(null)
+    await log.close()
+  }
+}))
 
 test.run()
