@@ -14,6 +14,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { Log, type FlushPolicy, type RecordInput } from '../lib/index.js'
+import { percentile, sampleLatencies } from './latency.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -35,10 +36,6 @@ const IN_FLIGHT = 16
 
 function fmt(n: number): string {
   return n >= 1e6 ? (n / 1e6).toFixed(2) + ' M' : n >= 1e3 ? (n / 1e3).toFixed(1) + ' k' : n.toFixed(0)
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]
 }
 
 async function run(policyName: string, policy: FlushPolicy, w: typeof WORKLOADS[number], root: string) {
@@ -94,19 +91,10 @@ async function run(policyName: string, policy: FlushPolicy, w: typeof WORKLOADS[
 
     // Random point lookups: warm page cache, a read of the batch holding the offset and a
     // decode of that one record.
-    const n = Math.min(LOOKUPS, total)
-    const lat = new Float64Array(n)
-    let seed = 12345
-    for (let i = 0; i < n; i++) {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff
-      const target = seed % total
-      const s = process.hrtime.bigint()
-      const r = p.read(target, { maxBytes: 1 })
-      const rec = r.batches[0].record(target)!
-      lat[i] = Number(process.hrtime.bigint() - s) / 1000
-      if (rec.offset !== target) throw new Error(`lookup ${target} returned ${rec.offset}`)
-    }
-    lat.sort()
+    const lat = sampleLatencies(Math.min(LOOKUPS, total), total, 12345, (target) => {
+      const rec = p.read(target, { maxBytes: 1 }).batches[0].record(target)
+      if (rec?.offset !== target) throw new Error(`lookup ${target} returned ${rec?.offset}`)
+    })
     return {
       policy: policyName, size: w.name, records: total,
       appendRps: total / appendS, appendMBps: bytes / appendS / 1e6,

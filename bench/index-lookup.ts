@@ -17,25 +17,16 @@ import { BatchEncoder, type RecordInput } from '../lib/codec/record-batch.js'
 import { Segment } from '../lib/segment.js'
 import type { RecordBatch } from '../lib/index.js'
 import { OffsetIndex } from '../lib/index/offset-index.js'
+import { percentile, sampleLatencies } from './latency.js'
 
 const { values } = parseArgs({ options: { records: { type: 'string' }, 'per-batch': { type: 'string' }, lookups: { type: 'string' } } })
 const RECORDS = Number(values.records ?? 1_000_000)
 const LOOKUPS = Number(values.lookups ?? 100_000)
 
-function pct(a: Float64Array, p: number): string { return a[Math.min(a.length - 1, Math.floor(a.length * p))].toFixed(2) }
-
 function measure(name: string, n: number, fn: (target: number) => void, total: number): void {
-  const lat = new Float64Array(n)
-  let seed = 42
-  for (let i = 0; i < n; i++) {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff
-    const target = seed % total
-    const t = process.hrtime.bigint()
-    fn(target)
-    lat[i] = Number(process.hrtime.bigint() - t) / 1000
-  }
-  lat.sort()
-  console.log(`  ${name.padEnd(11)} p50 ${pct(lat, 0.5).padStart(7)} µs   p99 ${pct(lat, 0.99).padStart(7)} µs   p99.9 ${pct(lat, 0.999).padStart(7)} µs`)
+  const lat = sampleLatencies(n, total, 42, fn)
+  const pct = (p: number) => percentile(lat, p).toFixed(2).padStart(7)
+  console.log(`  ${name.padEnd(11)} p50 ${pct(0.5)} µs   p99 ${pct(0.99)} µs   p99.9 ${pct(0.999)} µs`)
 }
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-index-bench-'))
