@@ -46,7 +46,15 @@ const MAX_PARTITIONS = 10_000
 const CLEAN_SHUTDOWN = 'clean-shutdown'
 const META_FILE = 'topic.meta'
 
-interface TopicMeta { name: string, partitions: number, config: Partial<TopicConfig>, createdAt: number }
+interface TopicMeta {
+  name: string
+  partitions: number
+  /** Overrides only. */
+  config: Partial<TopicConfig>
+  createdAt: number
+  /** The largest `maxMessageBytes` the topic has had: what reads and recovery believe. */
+  maxBatchBytes?: number
+}
 
 export class Log {
   readonly dir: string
@@ -139,10 +147,16 @@ export class Log {
       } catch (err) {
         throw new StrandError('CORRUPT', `${metaFile}: not JSON (${(err as Error).message})`)
       }
-      if (meta.name !== name || !Number.isInteger(meta.partitions) || meta.partitions < 1 || meta.partitions > MAX_PARTITIONS) {
+      const limitOk = meta.maxBatchBytes === undefined || (Number.isInteger(meta.maxBatchBytes) && meta.maxBatchBytes >= 128 && meta.maxBatchBytes <= 0x3fffffff)
+      if (meta.name !== name || !Number.isInteger(meta.partitions) || meta.partitions < 1 || meta.partitions > MAX_PARTITIONS || !limitOk) {
         throw new StrandError('CORRUPT', `${metaFile}: metadata ${JSON.stringify(meta).slice(0, 200)} does not fit directory ${name}`)
       }
       const config = resolveTopicConfig(this.#defaults, normaliseTopicConfig(meta.config, `${metaFile} config`))
+      if (!(typeof meta.maxBatchBytes === 'number' && meta.maxBatchBytes >= config.maxMessageBytes)) {
+        // A larger default than before: remember it, so a later, smaller one cannot cut batches.
+        meta.maxBatchBytes = Math.max(config.maxMessageBytes, typeof meta.maxBatchBytes === 'number' ? meta.maxBatchBytes : 0)
+        await writeFrame('STTM', metaFile, Buffer.from(JSON.stringify(meta)))
+      }
       await this.#openTopic(meta, config, clean)
     }
   }
@@ -151,7 +165,7 @@ export class Log {
     const partitions: Partition[] = []
     try {
       for (let i = 0; i < meta.partitions; i++) {
-        partitions.push(await Partition.open(path.join(this.dir, 'topics', meta.name, String(i)), meta.name, i, config, this.#clock, clean))
+        partitions.push(await Partition.open(path.join(this.dir, 'topics', meta.name, String(i)), meta.name, i, config, this.#clock, clean, meta.maxBatchBytes))
       }
     } catch (err) {
       await Promise.allSettled(partitions.map((p) => p.close()))
@@ -178,7 +192,7 @@ export class Log {
     if (this.#topics.has(name) || this.#pending.has(name)) throw new StrandError('TOPIC_EXISTS', `topic ${name} already exists in ${this.dir}`)
     this.#pending.add(name)
     try {
-      const meta: TopicMeta = { name, partitions, config: overrides, createdAt: this.#clock.now() }
+      const meta: TopicMeta = { name, partitions, config: overrides, createdAt: this.#clock.now(), maxBatchBytes: config.maxMessageBytes }
       const stage = path.join(this.dir, 'tmp', randomBytes(8).toString('hex'))
       fs.mkdirSync(stage)
       for (let i = 0; i < partitions; i++) fs.mkdirSync(path.join(stage, String(i)))
@@ -245,10 +259,11 @@ export class Log {
     const entry = this.#topics.get(name)!
     const overrides = { ...entry.meta.config, ...normaliseTopicConfig(config) }
     const resolved = resolveTopicConfig(this.#defaults, overrides)
-    const meta = { ...entry.meta, config: overrides }
+    const maxBatchBytes = Math.max(entry.meta.maxBatchBytes ?? 0, topic.config.maxMessageBytes, resolved.maxMessageBytes)
+    const meta = { ...entry.meta, config: overrides, maxBatchBytes }
     await writeFrame('STTM', path.join(this.dir, 'topics', name, META_FILE), Buffer.from(JSON.stringify(meta)))
     entry.meta = meta
-    topic.reconfigure(resolved)
+    topic.reconfigure(resolved, maxBatchBytes)
     return resolved
   }
 

@@ -115,12 +115,12 @@ export class Partition {
   #failed: StrandError | null = null
   #closing: Promise<void> | null = null
 
-  private constructor(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock) {
+  private constructor(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock, batchLimit: number) {
     this.dir = dir
     this.topic = topic
     this.id = id
     this.#config = config
-    this.#segConfig = segmentConfig(config)
+    this.#segConfig = segmentConfig(config, batchLimit)
     this.#clock = clock
   }
 
@@ -128,10 +128,12 @@ export class Partition {
    * Opens the partition in `dir` (created if missing). With `clean` (the log was closed
    * cleanly) no data is read beyond each active segment's tail; otherwise every segment from
    * the recovery point on is re-validated, cut at the first bad batch, and synced.
+   * `batchLimit` is the largest `maxMessageBytes` the topic ever had: the bound on batch
+   * lengths that reads and recovery believe.
    */
-  static async open(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock, clean: boolean): Promise<Partition> {
+  static async open(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock, clean: boolean, batchLimit = config.maxMessageBytes): Promise<Partition> {
     fs.mkdirSync(dir, { recursive: true })
-    const p = new Partition(dir, topic, id, config, clock)
+    const p = new Partition(dir, topic, id, config, clock, batchLimit)
     await p.#load(clean)
     p.#startFlushTimer()
     return p
@@ -158,10 +160,13 @@ export class Partition {
     return this.#segments.map((s) => s.baseOffset)
   }
 
-  /** Replaces the config of a live partition; takes effect from the next append or check. */
-  reconfigure(config: TopicConfig): void {
+  /**
+   * Replaces the config of a live partition; takes effect from the next append or check.
+   * `batchLimit` is the largest batch reads and recovery believe (see `Partition.open`).
+   */
+  reconfigure(config: TopicConfig, batchLimit = config.maxMessageBytes): void {
     this.#config = config
-    this.#segConfig = segmentConfig(config)
+    this.#segConfig = segmentConfig(config, batchLimit)
     this.#startFlushTimer()
   }
 
@@ -731,6 +736,11 @@ export class Partition {
   }
 }
 
-function segmentConfig(c: TopicConfig): SegmentConfig {
-  return { indexIntervalBytes: c.indexIntervalBytes, segmentIndexBytes: c.segmentIndexBytes, maxMessageBytes: c.maxMessageBytes }
+/**
+ * Segments bound batch lengths they read by the largest `maxMessageBytes` the topic has ever
+ * had, not the current one: lowering the limit must not make batches already written look
+ * damaged (and be cut by recovery).
+ */
+function segmentConfig(c: TopicConfig, batchLimit: number): SegmentConfig {
+  return { indexIntervalBytes: c.indexIntervalBytes, segmentIndexBytes: c.segmentIndexBytes, maxMessageBytes: Math.max(c.maxMessageBytes, batchLimit) }
 }

@@ -110,8 +110,8 @@ export class Topic {
   }
 
   /** @internal The log replaces the config when it is altered. */
-  reconfigure(config: TopicConfig): void {
+  reconfigure(config: TopicConfig, batchLimit: number): void {
     this.#config = config
-    for (const p of this.#partitions) p.reconfigure(config)
+    for (const p of this.#partitions) p.reconfigure(config, batchLimit)
   }
 }

@@ -495,4 +495,32 @@ test('an invalid record in a multi-partition append writes nothing anywhere', ()
     }
   }))
 
+test('lowering maxMessageBytes keeps batches written under the old limit readable, even through recovery', () =>
+  withTempDir(async (dir) => {
+    let log = await Log.open(dir, OPEN)
+    const big = Buffer.alloc(100_000, 7)
+    try {
+      const p = (await log.createTopic('t', { config: { maxMessageBytes: 200_000 } })).partition(0)
+      await p.append([{ value: big }])
+      await p.append([{ value: 'small' }])
+      await log.alterTopicConfig('t', { maxMessageBytes: 10_000 })
+      await expectReject(p.append([{ value: big }]), 'RECORD_TOO_LARGE', 'the new limit applies to appends')
+      assert.equal(p.read(0).records()[0].value, big, 'readable on the live log')
+    } finally {
+      await log.close()
+    }
+    for (const mode of ['clean', 'unclean']) {
+      if (mode === 'unclean') fs.rmSync(path.join(dir, 'clean-shutdown'))
+      log = await Log.open(dir, OPEN)
+      try {
+        const p = log.topic('t').partition(0)
+        assert.is(p.logEndOffset, 2, `${mode}: recovery kept both batches`)
+        assert.equal(p.read(0).records().map((r) => r.value!.length), [100_000, 5], mode)
+        assert.is(log.topic('t').config.maxMessageBytes, 10_000)
+      } finally {
+        await log.close()
+      }
+    }
+  }))
+
 test.run()
