@@ -661,23 +661,30 @@ export class Segment {
   truncateTo(offset: number): number {
     const at = this.locate(offset)
     if (at === null) return this.#nextOffset
+    const cutBase = this.#headerAt(at.position)
     this.unseal()
     try {
       truncate(this.#fd, at.position, this.logPath)
     } catch (err) {
       throw ioError('truncate', this.logPath, err)
     }
-    // Re-derive everything from what is left; cheap next to the truncation itself.
-    this.recover()
+    // Cut the indexes at the same batch and re-derive the rest from what is left after the
+    // last entry (about indexIntervalBytes), as a clean open does; only if that disagrees is
+    // the whole segment rescanned.
+    const rel = cutBase - this.baseOffset
+    this.#index.truncateTo(rel)
+    this.#timeIndex.truncateTo(rel)
+    this.#size = at.position
+    // The new, shorter size is not durable until synced: make the next sync() a real one.
+    this.#flushedSize = -1
+    this.#maxTimestamp = this.#timeIndex.entries > 0 ? this.#timeIndex.lastTimestamp : -1
+    this.#relOffsetOfMaxTimestamp = this.#timeIndex.entries > 0 ? this.#timeIndex.lastRelativeOffset : 0
+    this.#relOffsetOfLastBatch = 0
+    this.#firstTimestamp = -1
+    this.#nextOffset = this.baseOffset
+    this.#bytesSinceIndexEntry = 0
+    if (cutBase < 0 || this.loadTail() !== null) this.recover()
     return this.#nextOffset
-  }
-
-  /** Scan-level check that an index is consistent; used by sealed segments after an unclean stop. */
-  checkIndexes(): string | null {
-    const why = this.#index.check(this.#size)
-    if (why !== null) return `${this.#index.path}: ${why}`
-    const tw = this.#timeIndex.check(this.#nextOffset - 1 - this.baseOffset)
-    return tw === null ? null : `${this.#timeIndex.path}: ${tw}`
   }
 
   /** Closes the file and drops the index mappings. Seals (trims) the indexes first when `trim`. */
