@@ -180,14 +180,10 @@ export class Partition {
    */
   append(records: readonly RecordInput[], options?: AppendOptions): Promise<AppendResult> {
     try {
-      return this.#append(records, options)
+      return this.commit(this.prepare(records, options))
     } catch (err) {
       return Promise.reject(err)
     }
-  }
-
-  #append(records: readonly RecordInput[], options?: AppendOptions): Promise<AppendResult> {
-    return this.commit(this.prepare(records, options))
   }
 
   /**
