@@ -460,8 +460,16 @@ function plan(expected: Expected, layout: Layout, ops: readonly DamageOp[]): Map
   const damagedFrom = new Map<string, number>()
   const touch = (file: string, at: number) => damagedFrom.set(file, Math.min(at, damagedFrom.get(file) ?? Infinity))
   const info = (rel: string) => layout.files.find((f) => f.rel === rel)
+  // Whose checkpoint each checkpoint file holds now: swaps chain (a ↔ b, then c ↔ a).
+  const holder = new Map<string, string>()
+  const holds = (rel: string) => holder.get(rel) ?? info(rel)!.partition!
   for (const op of ops) {
     if (op.op === 'marker') continue
+    if (op.op === 'swap' && info(op.file)?.kind === 'checkpoint') {
+      const a = holds(op.file)
+      holder.set(op.file, holds(op.other))
+      holder.set(op.other, a)
+    }
     const files = op.op === 'swap' ? [op.file, op.other] : [op.file]
     for (const rel of files) {
       const f = info(rel)
@@ -470,10 +478,7 @@ function plan(expected: Expected, layout: Layout, ops: readonly DamageOp[]): Map
         const p = out.get(f.partition!)!
         p.checkpointTouched = true
         // A checkpoint swapped in from another partition is a valid checkpoint: its start is believed.
-        if (op.op === 'swap') {
-          const from = info(rel === op.file ? op.other : op.file)!
-          p.lower = Math.max(p.lower, positions[from.partition!].start)
-        }
+        if (op.op === 'swap') p.lower = Math.max(p.lower, positions[holds(rel)].start)
       }
       if (f.kind !== 'log') continue
       switch (op.op) {
