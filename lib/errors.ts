@@ -29,6 +29,22 @@ export type ErrorCode =
   | 'IO_ERROR'
   /** The partition hit an earlier I/O error and refuses work until the Log is reopened. */
   | 'PARTITION_FAILED'
+  /** An idempotent producer's epoch is older than the partition's: a newer producer took over. Nothing was written. */
+  | 'PRODUCER_FENCED'
+  /** An idempotent producer's batch does not follow its last one (a gap or a reordering). Nothing was written. */
+  | 'OUT_OF_ORDER_SEQUENCE'
+  /** The producer's buffer stayed full for longer than `maxBlockMs` (or at once, with 0). The message was not accepted. */
+  | 'BUFFER_FULL'
+  /** A consumer has no committed offset for a partition and `autoOffsetReset` is 'none'. */
+  | 'NO_OFFSET'
+  /** The consumer group does not know this member (it left, or was removed after its session timed out). */
+  | 'UNKNOWN_MEMBER'
+  /** A commit or fetch came from an older generation of the group: a rebalance happened since. */
+  | 'REBALANCE_IN_PROGRESS'
+  /** The group does not exist (no members and no committed offsets). */
+  | 'UNKNOWN_GROUP'
+  /** The operation needs a group without members (resetting offsets, deleting the group). */
+  | 'GROUP_NOT_EMPTY'
 
 export class StrandError extends Error {
   readonly code: ErrorCode

@@ -25,6 +25,7 @@ import type { TopicConfig } from './config.js'
 import { Segment, type SegmentConfig } from './segment.js'
 import { readFrame, renameSync, syncDirectory, writeFrame } from './io/files.js'
 import { readInt64BE, writeInt64BE } from './codec/int64.js'
+import { ProducerState } from './producer-state.js'
 
 export interface Clock { now(): number }
 export const systemClock: Clock = Object.freeze({ now: () => Date.now() })
@@ -32,12 +33,26 @@ export const systemClock: Clock = Object.freeze({ now: () => Date.now() })
 export interface AppendResult {
   baseOffset: number
   lastOffset: number
+  /** True when an idempotent producer's retry was recognised and nothing was written. */
+  duplicate?: boolean
+}
+
+/** An idempotent producer's identity and the sequence of the batch's first record. */
+export interface ProducerBatchId {
+  id: number
+  epoch: number
+  sequence: number
 }
 
 export interface AppendOptions {
   /** Leader epoch stamped into the batch (replication). @default -1 */
   leaderEpoch?: number
+  /** Makes the append idempotent: a retry of a batch already written returns its offsets. */
+  producer?: ProducerBatchId
 }
+
+/** Called synchronously after each append; must be cheap (set a flag, resolve a promise). */
+export type AppendListener = (partition: Partition) => void
 
 export interface ReadOptions {
   /** Soft limit on the bytes returned; the first batch is returned whole even if larger. @default 1048576 */
@@ -76,6 +91,7 @@ export interface RecoveryEvent {
 }
 
 const CHECKPOINT_FILE = 'checkpoint'
+const PRODUCER_SNAPSHOT_FILE = 'producer-state'
 const SEGMENT_NAME = /^(\d{20})\.(log|index|timeindex)$/
 const INT32_MAX = 0x7fffffff
 const DEFAULT_MAX_BYTES = 1024 * 1024
@@ -85,6 +101,7 @@ export interface PreparedBatch {
   readonly partition: Partition
   readonly bytes: Buffer
   readonly count: number
+  readonly producer: ProducerBatchId | null
 }
 
 interface SyncWaiter { offset: number, resolve: () => void, reject: (err: Error) => void }
@@ -107,9 +124,12 @@ export class Partition {
   #waiters: SyncWaiter[] = []
   #syncScheduled = false
   #rollFlushQueued = false
+  #pendingSnapshot: Buffer | null = null
   #messagesSinceSync = 0
   #timer: NodeJS.Timeout | null = null
   #encoder = new BatchEncoder()
+  #producers = new ProducerState()
+  #appendListeners = new Set<AppendListener>()
   // One task at a time, in order: what makes group commit, roll flushes and deletes safe together.
   #queue = new PQueue({ concurrency: 1 })
   #failed: StrandError | null = null
@@ -195,17 +215,31 @@ export class Partition {
     this.#checkWritable()
     const leaderEpoch = options?.leaderEpoch ?? -1
     if (!Number.isInteger(leaderEpoch) || leaderEpoch < -1 || leaderEpoch > INT32_MAX) throw invalidArgument('leaderEpoch', 'an integer in [-1, 2^31-1]', leaderEpoch)
-    const bytes = this.#encoder.encode(records, { baseOffset: this.logEndOffset, now: this.#clock.now(), leaderEpoch })
+    const producer = options?.producer ?? null
+    if (producer !== null) checkProducer(producer)
+    const bytes = this.#encoder.encode(records, {
+      baseOffset: this.logEndOffset,
+      now: this.#clock.now(),
+      leaderEpoch,
+      producerId: producer?.id,
+      producerEpoch: producer?.epoch,
+      baseSequence: producer?.sequence,
+    })
     if (bytes.length > this.#config.maxMessageBytes) {
       throw new StrandError('RECORD_TOO_LARGE', `${this.topic}/${this.id}: batch of ${records.length} records is ${bytes.length} bytes, more than maxMessageBytes ${this.#config.maxMessageBytes}`)
     }
-    return { partition: this, bytes, count: records.length }
+    return { partition: this, bytes, count: records.length, producer }
   }
 
   /** Second half: assigns offsets, writes, and returns the flush policy's promise. */
   commit(prepared: PreparedBatch): Promise<AppendResult> {
     if (prepared.partition !== this) throw invalidArgument('prepared', `a batch prepared by ${this.topic}/${this.id}`, prepared)
     this.#checkWritable()
+    const producer = prepared.producer
+    if (producer !== null) {
+      const dup = this.#producers.check(`${this.topic}/${this.id}`, producer.id, producer.epoch, producer.sequence, prepared.count)
+      if (dup !== null) return this.#ackDuplicate(dup.baseOffset, dup.lastOffset)
+    }
     const baseOffset = this.logEndOffset
     const lastOffset = baseOffset + prepared.count - 1
     // The base offset sits outside the checksum, so it can be set at commit.
@@ -218,6 +252,8 @@ export class Partition {
       if (active.isBroken) this.#fail(err)
       throw err
     }
+    if (producer !== null) this.#producers.update(producer.id, producer.epoch, producer.sequence, prepared.count, baseOffset, this.#clock.now())
+    if (this.#appendListeners.size > 0) for (const fn of this.#appendListeners) fn(this)
     const result: AppendResult = { baseOffset, lastOffset }
     const flush = this.#config.flush
     if (flush === 'always') return this.#waitForSync(lastOffset).then(() => result)
@@ -226,6 +262,22 @@ export class Partition {
       if (this.#messagesSinceSync >= flush.messages) this.#scheduleSync()
     }
     return Promise.resolve(result)
+  }
+
+  /** A retry's answer: the original offsets, once they are as durable as the policy promises. */
+  #ackDuplicate(baseOffset: number, lastOffset: number): Promise<AppendResult> {
+    const result: AppendResult = { baseOffset, lastOffset, duplicate: true }
+    if (this.#config.flush === 'always' && lastOffset >= this.#syncedOffset) return this.#waitForSync(lastOffset).then(() => result)
+    return Promise.resolve(result)
+  }
+
+  /** Registers `fn` to run after every append (consumers tailing the partition). */
+  addAppendListener(fn: AppendListener): void {
+    this.#appendListeners.add(fn)
+  }
+
+  removeAppendListener(fn: AppendListener): void {
+    this.#appendListeners.delete(fn)
   }
 
   #checkWritable(): void {
@@ -265,6 +317,9 @@ export class Partition {
       throw err
     }
     this.#segments.push(next)
+    // The producer state as of the new base offset, written once the sealed segments are
+    // durable: a snapshot must never be ahead of the data it summarises.
+    if (this.#producers.size > 0) this.#pendingSnapshot = this.#producers.snapshot(next.baseOffset, this.#clock.now())
     this.#scheduleRollFlush()
   }
 
@@ -287,6 +342,11 @@ export class Partition {
       if (point > this.#recoveryPoint) {
         this.#recoveryPoint = point
         await this.#writeCheckpoint()
+      }
+      const snapshot = this.#pendingSnapshot
+      if (snapshot !== null && readInt64BE(snapshot, 0) <= this.#recoveryPoint) {
+        this.#pendingSnapshot = null
+        await writeFrame('STPS', path.join(this.dir, PRODUCER_SNAPSHOT_FILE), snapshot)
       }
     })
   }
@@ -490,6 +550,8 @@ export class Partition {
     if (this.#syncedOffset > end) this.#syncedOffset = end
     if (this.#recoveryPoint > end) this.#recoveryPoint = end
     this.#rejectWaitersFrom(end)
+    this.#pendingSnapshot = null
+    this.#loadProducerState(true)
     const active = this.#active()
     await this.#enqueue(async () => {
       await active.sync()
@@ -622,6 +684,48 @@ export class Partition {
     if (this.#segments.length > 1 && this.#segments[0].nextOffset <= this.#logStartOffset) await this.#advanceLogStart(this.#logStartOffset)
     this.#syncedOffset = this.logEndOffset
     this.#recoveryPoint = this.logEndOffset
+    this.#loadProducerState(!clean)
+  }
+
+  /**
+   * Rebuilds the idempotent producers' state: the snapshot, if it is usable (not past the log
+   * end, which a cut in recovery or truncation can cause), then every batch header after it.
+   * A missing or damaged snapshot costs a replay from the log start, never a wrong answer.
+   */
+  #loadProducerState(validated: boolean): void {
+    const file = path.join(this.dir, PRODUCER_SNAPSHOT_FILE)
+    // Without a usable snapshot: after a clean close there were no producers to save (close
+    // writes one whenever there are); otherwise replay the active segment, which recovery
+    // validated. Producers seen only in older segments become unknown ones (accepted at any
+    // sequence).
+    let from = validated ? Math.max(this.#logStartOffset, this.#active().baseOffset) : this.logEndOffset
+    this.#producers.clear()
+    try {
+      const payload = readFrame('STPS', file)
+      if (payload !== null) {
+        const at = this.#producers.load(payload, file)
+        if (at <= this.logEndOffset && at >= this.#logStartOffset) from = at
+        else this.#producers.clear()
+      }
+    } catch (err) {
+      if (!(err instanceof StrandError) || err.code !== 'CORRUPT') throw err
+      this.recovery.push({ kind: 'checkpoint-reset', file, detail: err.message })
+      this.#producers.clear()
+    }
+    try {
+      while (from < this.logEndOffset) {
+        const r = this.read(from)
+        for (const b of r.batches) {
+          if (b.producerId >= 0 && b.baseOffset >= from) this.#producers.update(b.producerId, b.producerEpoch, b.baseSequence, b.count, b.baseOffset, b.maxTimestamp)
+        }
+        if (r.nextOffset <= from) break
+        from = r.nextOffset
+      }
+    } catch (err) {
+      // A damaged sealed batch: reads will report it; the state stops short of it.
+      if (!(err instanceof StrandError) || err.code !== 'CORRUPT') throw err
+      this.recovery.push({ kind: 'checkpoint-reset', file, detail: `producer state replay stopped at ${from}: ${err.message}` })
+    }
   }
 
   /**
@@ -717,6 +821,8 @@ export class Partition {
         this.#releaseWaiters()
         this.#recoveryPoint = this.logEndOffset
         await this.#writeCheckpoint()
+        // Without idempotent producers there is nothing to save; an older snapshot still replays right.
+        if (this.#producers.size > 0) await writeFrame('STPS', path.join(this.dir, PRODUCER_SNAPSHOT_FILE), this.#producers.snapshot(this.logEndOffset, this.#clock.now()))
       } catch (err) {
         this.#fail(err)
       }
@@ -739,4 +845,11 @@ export class Partition {
  */
 function segmentConfig(c: TopicConfig, batchLimit: number): SegmentConfig {
   return { indexIntervalBytes: c.indexIntervalBytes, segmentIndexBytes: c.segmentIndexBytes, maxMessageBytes: Math.max(c.maxMessageBytes, batchLimit) }
+}
+
+function checkProducer(p: ProducerBatchId): void {
+  if (p === null || typeof p !== 'object') throw invalidArgument('producer', 'an object { id, epoch, sequence }', p)
+  if (!Number.isSafeInteger(p.id) || p.id < 0) throw invalidArgument('producer.id', 'a safe integer >= 0', p.id)
+  if (!Number.isInteger(p.epoch) || p.epoch < 0 || p.epoch > 0x7fff) throw invalidArgument('producer.epoch', 'an integer in [0, 32767]', p.epoch)
+  if (!Number.isInteger(p.sequence) || p.sequence < 0 || p.sequence > INT32_MAX) throw invalidArgument('producer.sequence', 'an integer in [0, 2^31-1]', p.sequence)
 }

@@ -397,6 +397,11 @@ export class Segment {
     let expected = -1
     while (p + HEADER_SIZE <= limit) {
       const size = batchSize(buf, p)
+      // Even unverified reads must not trust a length that cannot move the walk forward.
+      if (size <= HEADER_SIZE || size > this.#config.maxMessageBytes) {
+        if (p > at) break
+        throw corrupt(this.logPath, `batch at position ${position + p - at}: length ${size} outside [${HEADER_SIZE + 1}, ${this.#config.maxMessageBytes}]`)
+      }
       if (p + size > limit) break
       if (verify) {
         let why = checkBatch(buf, p, limit, this.#config.maxMessageBytes)
