@@ -22,6 +22,12 @@ import { Topic, validateTopicName } from './topic.js'
 import { DirectoryLock } from './io/lock.js'
 import { readFrame, rename, syncDirectory, writeFrame } from './io/files.js'
 import type { Partitioner } from './partitioner.js'
+import { readInt64BE, writeInt64BE } from './codec/int64.js'
+import { Producer, type ProducerOptions } from './client/producer.js'
+import { Consumer, type ConsumerOptions } from './client/consumer.js'
+import { Admin } from './client/admin.js'
+import { GroupCoordinator } from './group/coordinator.js'
+import { OFFSETS_TOPIC, OffsetStore } from './group/offset-store.js'
 
 export interface LogOptions {
   /** Config for topics that do not override it. @default TOPIC_DEFAULTS */
@@ -45,6 +51,20 @@ export interface CreateTopicOptions {
 const MAX_PARTITIONS = 10_000
 const CLEAN_SHUTDOWN = 'clean-shutdown'
 const META_FILE = 'topic.meta'
+const PRODUCER_IDS = 'producer-ids'
+/**
+ * Producer ids are reserved durably in blocks: one file write per this many producers, and
+ * an id is never handed out twice, even across crashes (a crash skips the rest of a block).
+ */
+const PRODUCER_ID_BLOCK = 1000
+/**
+ * The offsets topic: durable commits (group commit makes them cheap), never deleted by
+ * retention (an idle group keeps its offsets), small segments so compaction frees space.
+ */
+const OFFSETS_TOPIC_CONFIG = Object.freeze({ flush: 'always' as const, retentionMs: -1, retentionBytes: -1, segmentBytes: 8 * 1024 * 1024, segmentIndexBytes: 64 * 1024 })
+
+/** What the Log closes before its partitions: producers flush, consumers commit and leave. */
+interface Client { close(): Promise<void> }
 
 interface TopicMeta {
   name: string
@@ -68,6 +88,12 @@ export class Log {
   #pending = new Set<string>()
   #timer: NodeJS.Timeout | null = null
   #closing: Promise<void> | null = null
+  #clients = new Set<Client>()
+  #coordinator: GroupCoordinator | null = null
+  #coordinatorLoading: Promise<GroupCoordinator> | null = null
+  #nextProducerId = 0
+  #producerIdLimit = 0
+  #reserving: Promise<void> | null = null
 
   private constructor(dir: string, lock: DirectoryLock, clean: boolean, defaults: Partial<TopicConfig>, clock: Clock, partitioner: LogOptions['partitioner']) {
     this.dir = dir
@@ -108,6 +134,7 @@ export class Log {
       }
       fs.mkdirSync(path.join(dir, 'topics'), { recursive: true })
       await log.#loadTopics(clean)
+      await log.#reserveProducerIds()
       if (clean) {
         // Everything written from now on is unclean until the next close says otherwise.
         fs.rmSync(marker)
@@ -204,7 +231,9 @@ export class Log {
       try {
         await syncDirectory(topicsDir)
         await syncDirectory(path.join(this.dir, 'tmp'))
-        return await this.#openTopic(meta, config, true)
+        const topic = await this.#openTopic(meta, config, true)
+        this.#coordinator?.topicsChanged()
+        return topic
       } catch (err) {
         // Take the half-made topic out of topics/ so that a retry can succeed.
         await rename(final, path.join(this.dir, 'trash', randomBytes(8).toString('hex'))).catch(() => {})
@@ -229,6 +258,7 @@ export class Log {
       await rename(path.join(this.dir, 'topics', name), trash)
       await syncDirectory(path.join(this.dir, 'topics'))
       await fs.promises.rm(trash, { recursive: true, force: true })
+      this.#coordinator?.topicsChanged()
     } finally {
       this.#pending.delete(name)
     }
@@ -267,6 +297,90 @@ export class Log {
     return resolved
   }
 
+  // --- clients ----------------------------------------------------------------------------
+
+  /** A producer writing to this log (see docs/producer.md). Closed by `close` if still open. */
+  producer(options?: ProducerOptions): Producer {
+    this.#checkOpen()
+    return this.#track(new Producer(this, options))
+  }
+
+  /** A consumer reading this log, in a group or not (see docs/consumer.md). Closed by `close` if still open. */
+  consumer(options?: ConsumerOptions): Consumer {
+    this.#checkOpen()
+    return this.#track(new Consumer(this, options))
+  }
+
+  /** Topic, offset and group administration (see docs/admin.md). */
+  admin(): Admin {
+    this.#checkOpen()
+    return new Admin(this)
+  }
+
+  #track<T extends Client>(client: T): T {
+    this.#clients.add(client)
+    return client
+  }
+
+  /** @internal A client closed itself. */
+  forgetClient(client: Client): void {
+    this.#clients.delete(client)
+  }
+
+  /**
+   * @internal The group coordinator, loading the offsets topic (and creating it, the first
+   * time a group is used).
+   */
+  groupCoordinator(): Promise<GroupCoordinator> {
+    this.#checkOpen()
+    if (this.#coordinatorLoading === null) {
+      this.#coordinatorLoading = (async () => {
+        const topic = this.#topics.get(OFFSETS_TOPIC)?.topic ?? await this.createTopic(OFFSETS_TOPIC, { partitions: 1, config: OFFSETS_TOPIC_CONFIG })
+        const catalog = { topics: () => this.topics().filter((t) => t !== OFFSETS_TOPIC), partitionCount: (t: string) => this.#topics.get(t)?.topic.partitionCount ?? 0 }
+        this.#coordinator = new GroupCoordinator(OffsetStore.load(topic.partition(0)), catalog, this.#clock)
+        return this.#coordinator
+      })()
+      this.#coordinatorLoading.catch(() => { this.#coordinatorLoading = null })
+    }
+    return this.#coordinatorLoading
+  }
+
+  /** @internal The coordinator if it is loaded, else null. */
+  loadedGroupCoordinator(): GroupCoordinator | null {
+    return this.#coordinator
+  }
+
+  /** @internal A producer id never handed out before in this directory. */
+  async allocateProducerId(): Promise<number> {
+    this.#checkOpen()
+    while (this.#nextProducerId >= this.#producerIdLimit) {
+      if (this.#reserving === null) this.#reserving = this.#reserveProducerIds().finally(() => { this.#reserving = null })
+      await this.#reserving
+    }
+    return this.#nextProducerId++
+  }
+
+  /** Moves the durable high-water mark of producer ids one block up, then hands out the block. */
+  async #reserveProducerIds(): Promise<void> {
+    const file = path.join(this.dir, PRODUCER_IDS)
+    if (this.#producerIdLimit === 0) {
+      const payload = readFrame('STPI', file)
+      if (payload !== null && payload.length !== 8) throw new StrandError('CORRUPT', `${file}: payload of ${payload.length} bytes, expected 8`)
+      this.#nextProducerId = this.#producerIdLimit = payload === null ? 0 : readInt64BE(payload, 0)
+      if (payload === null && this.#topics.size > 0) {
+        // A directory from before producer ids (or a lost file): ids may have been used, so
+        // start past any a partition remembers rather than risk handing one out again.
+        this.#nextProducerId = this.#producerIdLimit = 2 ** 32
+      }
+    }
+    const limit = this.#producerIdLimit + PRODUCER_ID_BLOCK
+    const payload = Buffer.alloc(8)
+    writeInt64BE(payload, 0, limit)
+    await writeFrame('STPI', file, payload)
+    this.#nextProducerId = this.#producerIdLimit
+    this.#producerIdLimit = limit
+  }
+
   /** Runs retention on every partition now; resolves to the number of segments deleted. */
   async enforceRetention(): Promise<number> {
     if (this.#closing !== null) return 0
@@ -290,6 +404,11 @@ export class Log {
   async #close(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer)
     try {
+      // Clients first: producers deliver what they buffered, consumers commit and leave.
+      const clientResults = await Promise.allSettled([...this.#clients].map((c) => c.close()))
+      this.#clients.clear()
+      await this.#coordinator?.offsets.idle()
+      this.#coordinator?.close()
       const all = [...this.#topics.values()].flatMap((e) => e.topic.partitions)
       const results = await Promise.allSettled(all.map((p) => p.close()))
       const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined
@@ -297,6 +416,9 @@ export class Log {
       const marker = path.join(this.dir, CLEAN_SHUTDOWN)
       fs.writeFileSync(marker, '')
       await syncDirectory(this.dir)
+      // The log closed cleanly; a producer's failed batches are still the caller's to hear of.
+      const clientFailed = clientResults.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined
+      if (clientFailed !== undefined) throw clientFailed.reason
     } finally {
       this.#lock.release()
     }

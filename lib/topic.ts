@@ -109,6 +109,11 @@ export class Topic {
     return out
   }
 
+  /** Tells the partitioner a batch was closed (the producer's sticky null-key placement moves on). */
+  nextBatch(): void {
+    this.#partitioner.onNewBatch?.(this.#partitions.length)
+  }
+
   /** @internal The log replaces the config when it is altered. */
   reconfigure(config: TopicConfig, batchLimit: number): void {
     this.#config = config
