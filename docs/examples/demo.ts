@@ -38,5 +38,19 @@ for (const p of orders.partitions) {
 const p0 = orders.partition(placed[0].partition)
 console.log(`first offset in p${p0.id} at or after the first run's start:`, p0.offsetForTimestamp(0))
 
+// The queue view: a producer batches sends, a consumer group remembers where it stopped.
+const producer = log.producer({ lingerMs: 5 })
+const sent = await producer.send({ topic: 'orders', messages: [{ key: 'customer-3', value: 'saucer' }, { key: 'customer-4', value: 'spoon' }] })
+console.log('producer sent:', sent.map((m) => `p${m.partition}@${m.offset}`).join(' '))
+
+const consumer = log.consumer({ groupId: 'demo', autoOffsetReset: 'earliest' })
+await consumer.subscribe({ topics: ['orders'] })
+let seen = 0
+for await (const m of consumer) {
+  seen++
+  if (m.partition === sent[sent.length - 1].partition && m.offset === sent[sent.length - 1].offset) break
+}
+console.log(`consumer group "demo" read ${seen} record(s) since its last run; its offsets are committed on close`)
+
 await log.close()
 console.log('closed cleanly; run again to see the records survive')

@@ -286,6 +286,12 @@ export class Producer {
     for (let i = 0; i < messages.length; i++) {
       const q = queues[i]
       let b = q.open
+      // A message of batchSize or more goes alone (Kafka's rule): if it is too large for the
+      // partition, it fails by itself instead of taking its batch-mates down with it.
+      if (b !== null && sizes[i] >= this.#options.batchSize) {
+        q.ready.push(b)
+        q.open = b = null
+      }
       if (b === null) b = q.open = { records: [], sends: [], slots: [], bytes: 0, createdAt: now, sequence: -1, attempts: 0 }
       pending.results[i] = { topic: q.topic.name, partition: q.partition.id, offset: -1 }
       b.records.push(messages[i])

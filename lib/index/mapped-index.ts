@@ -19,13 +19,29 @@
  *   file would raise SIGBUS.
  */
 import fs from 'node:fs'
-import mmapModule from 'mmap-io'
+import { createRequire } from 'node:module'
+import type mmapModule from 'mmap-io'
 import { fault, ioError, truncate, writeFully } from '../io/files.js'
 
-// mmap-io is CommonJS whose typings declare a default export it does not set at run time:
-// under Node's ESM loader the default import is the binding itself.
 type Mmap = typeof mmapModule.default
-const mmap: Mmap = (mmapModule as unknown as { default?: Mmap }).default ?? (mmapModule as unknown as Mmap)
+const mmap: Mmap = loadMmap()
+
+/**
+ * mmap-io finds its binary with node-pre-gyp, which parses `process.argv` as its own command
+ * line: an application flag such as `--dir` would send it looking in the wrong directory. So
+ * the module is loaded with the application's arguments out of sight. (It is CommonJS whose
+ * typings declare a default export it sets only sometimes: take either.)
+ */
+function loadMmap(): Mmap {
+  const argv = process.argv
+  process.argv = argv.slice(0, 2)
+  try {
+    const m = createRequire(import.meta.url)('mmap-io') as { default?: Mmap }
+    return m.default ?? (m as unknown as Mmap)
+  } finally {
+    process.argv = argv
+  }
+}
 
 const EMPTY = new Int32Array(0)
 
