@@ -134,7 +134,6 @@ export class Log {
       }
       fs.mkdirSync(path.join(dir, 'topics'), { recursive: true })
       await log.#loadTopics(clean)
-      await log.#reserveProducerIds()
       if (clean) {
         // Everything written from now on is unclean until the next close says otherwise.
         fs.rmSync(marker)
@@ -250,6 +249,7 @@ export class Log {
     validateTopicName(name)
     const entry = this.#topics.get(name)
     if (entry === undefined || this.#pending.has(name)) throw new StrandError('UNKNOWN_TOPIC', `topic ${name} does not exist in ${this.dir}`)
+    if (name === OFFSETS_TOPIC) throw invalidArgument('name', `a topic other than the internal ${OFFSETS_TOPIC}, which holds every group's committed offsets`, name)
     this.#pending.add(name)
     try {
       this.#topics.delete(name)
@@ -405,10 +405,17 @@ export class Log {
     if (this.#timer !== null) clearInterval(this.#timer)
     try {
       // Clients first: producers deliver what they buffered, consumers commit and leave.
-      const clientResults = await Promise.allSettled([...this.#clients].map((c) => c.close()))
-      this.#clients.clear()
-      await this.#coordinator?.offsets.idle()
-      this.#coordinator?.close()
+      // Without clients nothing is awaited here, so partitions refuse appends from the moment
+      // close() is called; with clients, appends keep landing until they are done.
+      let clientResults: PromiseSettledResult<void>[] = []
+      if (this.#clients.size > 0) {
+        clientResults = await Promise.allSettled([...this.#clients].map((c) => c.close()))
+        this.#clients.clear()
+      }
+      if (this.#coordinator !== null) {
+        await this.#coordinator.offsets.idle()
+        this.#coordinator.close()
+      }
       const all = [...this.#topics.values()].flatMap((e) => e.topic.partitions)
       const results = await Promise.allSettled(all.map((p) => p.close()))
       const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined

@@ -3,7 +3,8 @@
  * kafkajs' admin client. Every method checks its arguments before changing anything.
  */
 import { StrandError, invalidArgument } from '../errors.js'
-import type { TopicConfig, TopicConfigInput } from '../config.js'
+import { type TopicConfig, type TopicConfigInput, normaliseTopicConfig } from '../config.js'
+import { validateTopicName } from '../topic.js'
 import type { Log } from '../log.js'
 import type { GroupState, MemberDescription } from '../group/coordinator.js'
 import { OFFSETS_TOPIC } from '../group/offset-store.js'
@@ -69,6 +70,15 @@ export class Admin {
   /** Creates topics; resolves false when some already existed (they are left as they are), like kafkajs. */
   async createTopics(options: { topics: NewTopic[] }): Promise<boolean> {
     const topics = list(options?.topics, 'topics')
+    // Check every entry first: a bad one late in the list must not leave the earlier ones made.
+    for (const [i, t] of topics.entries()) {
+      if (t === null || typeof t !== 'object') throw invalidArgument(`topics[${i}]`, 'an object { topic, numPartitions?, config? }', t)
+      validateTopicName(t.topic)
+      const n = t.numPartitions
+      // 10,000 is Log's MAX_PARTITIONS (not exported); Log.createTopic checks it again.
+      if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 10_000)) throw invalidArgument(`topics[${i}].numPartitions`, 'an integer in [1, 10000]', n)
+      normaliseTopicConfig(t.config, `topics[${i}].config`)
+    }
     let all = true
     for (const t of topics) {
       if (this.#log.hasTopic(t?.topic)) {
@@ -81,8 +91,14 @@ export class Admin {
   }
 
   async deleteTopics(options: { topics: string[] }): Promise<void> {
-    const topics = list(options?.topics, 'topics')
-    for (const t of topics) this.#log.topic(t)
+    // A name listed twice is deleted once (the second delete would fail half way through).
+    const topics = [...new Set(list(options?.topics, 'topics'))]
+    for (const t of topics) {
+      this.#log.topic(t)
+      // The group coordinator holds the offsets topic's partition open: deleting it would
+      // leave every group's commits failing until the log is reopened.
+      if (t === OFFSETS_TOPIC) throw invalidArgument('topics[]', `a topic other than the internal ${OFFSETS_TOPIC}`, t)
+    }
     for (const t of topics) await this.#log.deleteTopic(t)
   }
 

@@ -144,6 +144,16 @@ interface Assigned {
   paused: boolean
   /** Bumped by seek, pause and revoke: a delivery that started before is stale. */
   epoch: number
+  /**
+   * Bumped by seek only. A handler that finishes after a pause or a revocation still counts
+   * (the revocation commits it), but not after a seek, which chose another position.
+   */
+  sought: number
+  /**
+   * Being revoked: no longer fetched, while still assigned (and committable, as by
+   * `commitOffsets()` in onPartitionsRevoked) until the revocation is done.
+   */
+  revoking: boolean
   fromBeginning: boolean
 }
 
@@ -253,20 +263,31 @@ export class Consumer extends EventEmitter {
   async *[Symbol.asyncIterator](): AsyncGenerator<ConsumerMessage, void, undefined> {
     this.#checkOpen()
     this.#start()
+    // The message in the caller's hands counts as being delivered: a revocation waits until
+    // the caller asks for the next one (or leaves the loop), as it waits for a run() handler.
+    let release: (() => void) | null = null
     try {
       while (this.#running) {
         const work = await this.#poll()
         for (const w of work) {
+          const sought = w.state.sought
           for (const r of w.records) {
             if (w.state.epoch !== w.epoch || !this.#running) break
             w.state.position = r.offset + 1
+            this.#delivering = new Promise<void>((resolve) => { release = resolve })
             yield { ...r, topic: w.state.topic, partition: w.state.partition.id }
-            if (w.state.epoch === w.epoch) w.state.consumed = r.offset + 1
+            this.#delivering = null
+            release!()
+            // Asked for the next one: this one counts, even if the loop body paused its
+            // partition (as in #deliverMessages); not after a seek.
+            if (w.state.sought === sought) w.state.position = w.state.consumed = r.offset + 1
           }
         }
         await this.#maybeAutoCommit()
       }
     } finally {
+      this.#delivering = null
+      ;(release as (() => void) | null)?.()
       if (this.#running) await this.close()
     }
   }
@@ -277,6 +298,9 @@ export class Consumer extends EventEmitter {
     this.#started = true
     this.#running = true
     if (this.#subscription.length > 0) this.#joining = this.#join()
+    // An assigned consumer in a group starts at the group's committed offsets, which only the
+    // coordinator knows: load it before the first fetch (#initPosition reads it synchronously).
+    else if (this.#groupId !== null) this.#joining = this.#log.groupCoordinator().then((c) => { this.#coordinator = c })
   }
 
   async #join(): Promise<void> {
@@ -310,7 +334,7 @@ export class Consumer extends EventEmitter {
       if (this.#assigned.has(key)) continue
       const partition = this.#log.topic(tp.topic).partition(tp.partition)
       const fromBeginning = [...this.#fromBeginning].some((t) => (typeof t === 'string' ? t === tp.topic : (t.lastIndex = 0, t.test(tp.topic))))
-      const a: Assigned = { topic: tp.topic, partition, position: -1, consumed: -1, committed: -1, paused: false, epoch: 0, fromBeginning }
+      const a: Assigned = { topic: tp.topic, partition, position: -1, consumed: -1, committed: -1, paused: false, epoch: 0, sought: 0, revoking: false, fromBeginning }
       this.#assigned.set(key, a)
       partition.addAppendListener(this.#listener)
     }
@@ -328,6 +352,10 @@ export class Consumer extends EventEmitter {
       const a = this.#assigned.get(`${tp.topic}\0${tp.partition}`)
       if (a === undefined) continue
       a.epoch++
+      // Not fetched from now on: the poll loop goes on during the commit and the callback,
+      // and would otherwise deliver records past what they commit (which the next owner then
+      // delivers again), as a second owner of the partition.
+      a.revoking = true
       gone.push(a)
     }
     await this.#delivering
@@ -365,8 +393,17 @@ export class Consumer extends EventEmitter {
       const { work, bytes } = this.#fetch()
       if (work.length > 0 && (bytes >= this.#o.minBytes || Date.now() >= deadline)) return work
       const left = deadline - Date.now()
-      if (left <= 0) return work
-      await this.#waitForAppend(left)
+      if (left <= 0) {
+        // An empty poll with maxWaitMs 0 must still yield to the event loop: the run loop and
+        // the iterator only await promises, so otherwise they starve timers and I/O (the very
+        // appends they wait for) for good.
+        if (work.length === 0) await new Promise((resolve) => setImmediate(resolve))
+        return work
+      }
+      // The heartbeat is the poll: an idle member waiting longer than its session would be
+      // removed and rejoin, rebalancing the group over and over. Wake at a third of the
+      // session (Kafka's heartbeat.interval.ms default ratio) to heartbeat and wait again.
+      await this.#waitForAppend(Math.min(left, Math.max(1, Math.floor(this.#o.sessionTimeoutMs / 3))))
     }
   }
 
@@ -397,18 +434,27 @@ export class Consumer extends EventEmitter {
     // Start where the last poll stopped, so one busy partition cannot starve the others.
     for (let k = 0; k < n && budget > 0; k++) {
       const a = this.#order[(start + k) % n]
-      if (a.paused) continue
-      if (a.position < 0) this.#initPosition(a)
       const p = a.partition
-      if (a.position >= p.logEndOffset && a.position >= p.logStartOffset) continue
+      // Closed: its topic was deleted, and reading it would crash the consumer; the
+      // rebalance that follows revokes it (an assigned consumer just reads nothing more).
+      if (a.paused || a.revoking || p.isClosed) continue
+      if (a.position < 0) this.#initPosition(a)
+      // At the end: wait. Past the end (the log was truncated) is out of range like below
+      // the start, or the consumer would wait there and later skip what fills the gap.
+      if (a.position === p.logEndOffset) continue
       if (a.position < p.logStartOffset || a.position > p.logEndOffset) {
         this.#reset(a, `position ${a.position} is outside [${p.logStartOffset}, ${p.logEndOffset}]`)
         if (a.position >= p.logEndOffset) continue
       }
       const r = p.read(a.position, { maxBytes: this.#o.maxBytesPerPartition })
-      let records = r.records()
+      // Decode only what this poll delivers: a 1 MiB read of small records holds far more
+      // than maxPollRecords, and the rest is read again from the next position anyway.
+      const records: Record[] = []
+      for (const b of r.batches) {
+        if (records.length >= budget) break
+        b.decodeInto(records, a.position, undefined, budget - records.length)
+      }
       if (records.length === 0) continue
-      if (records.length > budget) records = records.slice(0, budget)
       budget -= records.length
       for (const b of r.batches) bytes += b.sizeInBytes
       work.push({ state: a, epoch: a.epoch, records, highWatermark: p.logEndOffset })
@@ -489,19 +535,23 @@ export class Consumer extends EventEmitter {
   async #deliverMessages(w: { state: Assigned, epoch: number, records: Record[] }, options: RunOptions): Promise<void> {
     const a = w.state
     const payload: EachMessagePayload = { topic: a.topic, partition: a.partition.id, message: w.records[0], heartbeat: () => this.#heartbeatSync() }
+    const sought = a.sought
     for (const r of w.records) {
       if (a.epoch !== w.epoch || !this.#running) return
       payload.message = r
       await this.#withRetries(() => options.eachMessage!(payload))
-      if (a.epoch !== w.epoch) return
-      a.position = a.consumed = r.offset + 1
+      // Handled, so consumed even if a pause or revocation came meanwhile: otherwise the
+      // revocation commits before it and the next owner (or resume) delivers it again.
+      if (a.sought === sought) a.position = a.consumed = r.offset + 1
     }
   }
 
   async #deliverBatch(w: { state: Assigned, epoch: number, records: Record[], highWatermark: number }, options: RunOptions): Promise<void> {
     const a = w.state
+    const sought = a.sought
+    // As in #deliverMessages: what the handler resolved counts after a pause or revocation, not after a seek.
     const resolve = (offset: number): void => {
-      if (a.epoch === w.epoch && offset + 1 > a.consumed) a.position = a.consumed = offset + 1
+      if (a.sought === sought && offset + 1 > a.consumed) a.position = a.consumed = offset + 1
     }
     const payload: EachBatchPayload = {
       batch: { topic: a.topic, partition: a.partition.id, messages: w.records, highWatermark: w.highWatermark },
@@ -512,7 +562,7 @@ export class Consumer extends EventEmitter {
       isStale: () => a.epoch !== w.epoch,
     }
     await this.#withRetries(() => options.eachBatch!(payload))
-    if (options.eachBatchAutoResolve !== false) resolve(w.records[w.records.length - 1].offset)
+    if (options.eachBatchAutoResolve !== false && a.epoch === w.epoch) resolve(w.records[w.records.length - 1].offset)
     // Whatever was not resolved is read again by the next poll.
     if (a.epoch === w.epoch) a.position = a.consumed
   }
@@ -547,7 +597,8 @@ export class Consumer extends EventEmitter {
 
   async #commit(states: Assigned[]): Promise<void> {
     if (this.#groupId === null) return
-    const todo = states.filter((a) => a.consumed >= 0 && a.consumed !== a.committed)
+    // A closed partition's topic was deleted: its position means nothing now.
+    const todo = states.filter((a) => a.consumed >= 0 && a.consumed !== a.committed && !a.partition.isClosed)
     if (todo.length === 0) return
     const coordinator = this.#coordinator ?? await this.#log.groupCoordinator()
     const commits = todo.map((a) => ({ topic: a.topic, partition: a.partition.id, offset: a.consumed }))
@@ -566,6 +617,7 @@ export class Consumer extends EventEmitter {
     for (const o of offsets) {
       this.#log.topic(o?.topic).partition(o.partition)
       if (!Number.isSafeInteger(o.offset) || o.offset < 0) throw invalidArgument('offset', 'a safe integer >= 0', o.offset)
+      if (o.metadata !== undefined && o.metadata !== null && typeof o.metadata !== 'string') throw invalidArgument('metadata', 'a string or null', o.metadata)
     }
     const coordinator = this.#coordinator ?? await this.#log.groupCoordinator()
     await coordinator.commit(this.#groupId, this.#memberId, offsets)
@@ -610,6 +662,7 @@ export class Consumer extends EventEmitter {
       return
     }
     a.epoch++
+    a.sought++
     a.position = a.consumed = t.offset
     this.#wakeUp()
   }
@@ -680,6 +733,14 @@ export class Consumer extends EventEmitter {
     await this.#loop
     try {
       if (this.#o.autoCommit && (this.#memberId !== null || this.#manual)) await this.#commit([...this.#assigned.values()])
+      // Leaving the group revokes what the member owns, as Kafka's close does: a consumer
+      // that commits by hand does so in onPartitionsRevoked, and would otherwise hand its
+      // partitions on without committing. (Partitions a rebalance is revoking already got it.)
+      const owned = [...this.#assigned.values()].filter((a) => !a.revoking).map((a) => ({ topic: a.topic, partition: a.partition.id }))
+      if (this.#memberId !== null && owned.length > 0) {
+        await this.#o.onPartitionsRevoked?.(owned)
+        this.emit('partitions.revoked', owned)
+      }
     } finally {
       for (const a of [...this.#assigned.values()]) this.#drop(a)
       if (this.#memberId !== null && this.#coordinator !== null) await this.#coordinator.leave(this.#groupId!, this.#memberId)

@@ -9,9 +9,11 @@
  *   who start at the committed offset. So across a rebalance nothing is skipped and nothing
  *   the group committed is delivered again; what was delivered but not committed is
  *   delivered again to the new owner (at-least-once, docs/groups.md).
- * - A member that does not poll for `sessionTimeoutMs`, or does not finish a revocation
- *   within `rebalanceTimeoutMs`, is removed without waiting for it: its partitions move on,
- *   and its later commits fail with UNKNOWN_MEMBER.
+ * - A member that does not poll for `sessionTimeoutMs` (counted from when a rebalance
+ *   admitted it: a joining member is waiting on us), or does not finish a revocation within
+ *   `rebalanceTimeoutMs`, is removed without waiting for it, even by a rebalance already
+ *   waiting on its revocation: its partitions move on, and its later commits fail with
+ *   UNKNOWN_MEMBER.
  * - Only a member that currently owns a partition may commit it; a group without members
  *   accepts commits from anyone (consumers that assign partitions themselves).
  * - Rebalances of one group run one at a time; changes during one trigger another after it.
@@ -49,6 +51,15 @@ interface MemberState {
   readonly member: GroupMember
   owned: TopicPartition[]
   lastSeen: number
+  /**
+   * Until the rebalance that admits it assigns its partitions, a member cannot poll (its join
+   * is waiting on us), so its session does not run: a slow revocation elsewhere must not
+   * expire it (Kafka does not expire members waiting in JoinGroup either).
+   */
+  joining: boolean
+  /** Resolves when the member is removed, so a rebalance stops waiting for its revocation. */
+  readonly removed: Promise<void>
+  readonly markRemoved: () => void
 }
 
 interface Group {
@@ -97,7 +108,9 @@ export class GroupCoordinator {
       throw invalidArgument('assignor', `'${g.assignor.name}', the strategy of group ${groupId}'s current members`, assignorName)
     }
     const memberId = `${member.clientId}-${++this.#nextMember}`
-    g.members.set(memberId, { id: memberId, member, owned: [], lastSeen: this.#clock.now() })
+    let markRemoved!: () => void
+    const removed = new Promise<void>((resolve) => { markRemoved = resolve })
+    g.members.set(memberId, { id: memberId, member, owned: [], lastSeen: Date.now(), joining: true, removed, markRemoved })
     this.#armTimer(member.sessionTimeoutMs)
     return { memberId, rebalanced: this.#rebalance(g) }
   }
@@ -113,7 +126,7 @@ export class GroupCoordinator {
   heartbeat(groupId: string, memberId: string): void {
     const m = this.#groups.get(groupId)?.members.get(memberId)
     if (m === undefined) throw new StrandError('UNKNOWN_MEMBER', `group ${groupId} has no member ${memberId}: it left or its session timed out`)
-    m.lastSeen = this.#clock.now()
+    m.lastSeen = Date.now()
   }
 
   /** Commits offsets for a member (or for anyone, while the group has no members). */
@@ -199,7 +212,10 @@ export class GroupCoordinator {
         const lost = m.owned.filter((tp) => !keep.has(tpKey(tp.topic, tp.partition)))
         if (lost.length === 0) return
         try {
-          await withTimeout(m.member.revoke(lost), m.member.rebalanceTimeoutMs)
+          // A member removed meanwhile (its session expired) is not waited for: it owns
+          // nothing any more, and its revocation may hang on the very handler that got it
+          // removed for up to rebalanceTimeoutMs.
+          await withTimeout(Promise.race([m.member.revoke(lost), m.removed]), m.member.rebalanceTimeoutMs)
           m.owned = m.owned.filter((tp) => keep.has(tpKey(tp.topic, tp.partition)))
         } catch (err) {
           this.#remove(g, m, `did not finish revoking partitions: ${(err as Error).message}`)
@@ -212,6 +228,11 @@ export class GroupCoordinator {
         const next = target.get(m.id) ?? []
         const added = next.filter((tp) => !had.has(tpKey(tp.topic, tp.partition)))
         m.owned = next
+        if (m.joining) {
+          // Admitted: its session runs from now.
+          m.joining = false
+          m.lastSeen = Date.now()
+        }
         m.member.assign(added, g.generation)
       }
     }
@@ -227,6 +248,7 @@ export class GroupCoordinator {
     if (g.members.get(m.id) !== m) return
     g.members.delete(m.id)
     m.owned = []
+    m.markRemoved()
     m.member.fenced(why)
     g.dirty = true
   }
@@ -244,11 +266,13 @@ export class GroupCoordinator {
   }
 
   #expireSessions(): void {
-    const now = this.#clock.now()
+    // Sessions run on wall time, not the Log's clock: an injected clock (retention tests)
+    // must neither freeze every session nor expire them all when it jumps.
+    const now = Date.now()
     for (const g of this.#groups.values()) {
       let expired = false
       for (const m of [...g.members.values()]) {
-        if (now - m.lastSeen > m.member.sessionTimeoutMs) {
+        if (!m.joining && now - m.lastSeen > m.member.sessionTimeoutMs) {
           this.#remove(g, m, `no poll for ${now - m.lastSeen} ms, more than sessionTimeoutMs ${m.member.sessionTimeoutMs}`)
           expired = true
         }

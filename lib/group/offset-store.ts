@@ -39,7 +39,7 @@ export interface OffsetCommit {
 
 /** Compact once the topic holds this many records more than twice the live keys. */
 const COMPACT_SLACK = 10_000
-/** Records per snapshot batch: keeps each batch well under the topic's maxMessageBytes. */
+/** Records per snapshot batch at most; see also the byte budget in #compact. */
 const SNAPSHOT_BATCH = 2_000
 
 export class OffsetStore {
@@ -83,8 +83,8 @@ export class OffsetStore {
   async commit(group: string, commits: readonly OffsetCommit[], now: number): Promise<void> {
     if (commits.length === 0) return
     const records: RecordInput[] = commits.map((c) => ({ key: recordKey(group, c.topic, c.partition), value: encodeValue(c.offset, now, c.metadata ?? null), timestamp: now }))
-    const ack = this.#partition.append(records)
-    // append wrote the batch synchronously (or threw): the map follows the log from here.
+    const ack = this.#write(records)
+    // The batch is written: the map follows the log from here.
     for (const c of commits) this.#set(group, tpKey(c.topic, c.partition), { offset: c.offset, metadata: c.metadata ?? null, timestamp: now })
     await ack
     this.#maybeCompact(now)
@@ -96,9 +96,19 @@ export class OffsetStore {
     if (entries === undefined) return
     const doomed = [...entries.keys()].filter((k) => topics === undefined || topics.includes(k.slice(0, k.indexOf('\0'))))
     if (doomed.length === 0) return
-    const ack = this.#partition.append(doomed.map((k) => ({ key: Buffer.from(`${group}\0${k}`), value: null })))
+    const ack = this.#write(doomed.map((k) => ({ key: Buffer.from(`${group}\0${k}`), value: null })))
     for (const k of doomed) this.#remove(group, k)
     await ack
+  }
+
+  /**
+   * Writes one batch now and returns its acknowledgement. `Partition.append` reports a batch
+   * it refused (RECORD_TOO_LARGE, a closed or failed partition) only through its promise, by
+   * which time the map would already say committed; prepare and commit throw at once instead.
+   */
+  #write(records: RecordInput[]): Promise<unknown> {
+    const p = this.#partition
+    return p.commit(p.prepare(records))
   }
 
   #apply(key: Buffer | null, value: Buffer | null): void {
@@ -141,8 +151,26 @@ export class OffsetStore {
     for (const [group, entries] of this.#groups) {
       for (const [k, v] of entries) all.push({ key: Buffer.from(`${group}\0${k}`), value: encodeValue(v.offset, v.timestamp, v.metadata), timestamp: now })
     }
+    // Batches are cut by bytes too: metadata is free-form, and one batch of 2,000 entries
+    // with large metadata can pass maxMessageBytes, which would fail every compaction from
+    // then on (each attempt still appending the batches that fit). Half the limit
+    // for keys and values leaves the other half for the per-record framing; an entry larger
+    // than that goes alone, as it was committed.
+    const budget = Math.floor(p.config.maxMessageBytes / 2)
     const acks: Promise<unknown>[] = []
-    for (let i = 0; i < all.length; i += SNAPSHOT_BATCH) acks.push(p.append(all.slice(i, i + SNAPSHOT_BATCH)))
+    let batch: RecordInput[] = []
+    let bytes = 0
+    for (const r of all) {
+      const size = (r.key as Buffer).length + (r.value as Buffer).length
+      if (batch.length > 0 && (batch.length === SNAPSHOT_BATCH || bytes + size > budget)) {
+        acks.push(p.append(batch))
+        batch = []
+        bytes = 0
+      }
+      batch.push(r)
+      bytes += size
+    }
+    if (batch.length > 0) acks.push(p.append(batch))
     await Promise.all(acks)
     await p.deleteRecordsBefore(start)
   }
