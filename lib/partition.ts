@@ -23,7 +23,7 @@ import { StrandError, closed, corrupt, invalidArgument } from './errors.js'
 import { BatchEncoder, type Record, type RecordBatch, type RecordInput, batchMaxTimestamp, setBatchBaseOffset } from './codec/record-batch.js'
 import type { TopicConfig } from './config.js'
 import { Segment, type SegmentConfig } from './segment.js'
-import { readFrame, renameSync, syncDirectory, writeFrame } from './io/files.js'
+import { encodeFrame, readFrame, renameSync, syncDirectory, writeFrame } from './io/files.js'
 import { readInt64BE, writeInt64BE } from './codec/int64.js'
 import { ProducerState } from './producer-state.js'
 
@@ -124,7 +124,10 @@ export class Partition {
   #waiters: SyncWaiter[] = []
   #syncScheduled = false
   #rollFlushQueued = false
-  #pendingSnapshot: Buffer | null = null
+  /** Producer-state snapshots taken at rolls, oldest first, each written once the data below it is durable. */
+  #pendingSnapshots: Buffer[] = []
+  /** A `producer-state` file exists (or is being written): it must be kept current, even empty. */
+  #hasSnapshot = false
   #messagesSinceSync = 0
   #timer: NodeJS.Timeout | null = null
   #encoder = new BatchEncoder()
@@ -242,6 +245,7 @@ export class Partition {
     }
     const baseOffset = this.logEndOffset
     const lastOffset = baseOffset + prepared.count - 1
+    if (producer !== null && !this.#hasSnapshot) this.#markFirstProducer(baseOffset)
     // The base offset sits outside the checksum, so it can be set at commit.
     setBatchBaseOffset(prepared.bytes, 0, baseOffset)
     this.#maybeRoll(prepared.bytes.length, lastOffset, batchMaxTimestamp(prepared.bytes, 0))
@@ -252,7 +256,9 @@ export class Partition {
       if (active.isBroken) this.#fail(err)
       throw err
     }
-    if (producer !== null) this.#producers.update(producer.id, producer.epoch, producer.sequence, prepared.count, baseOffset, this.#clock.now())
+    if (producer !== null) {
+      this.#producers.update(producer.id, producer.epoch, producer.sequence, prepared.count, baseOffset, this.#clock.now())
+    }
     if (this.#appendListeners.size > 0) for (const fn of this.#appendListeners) fn(this)
     const result: AppendResult = { baseOffset, lastOffset }
     const flush = this.#config.flush
@@ -319,7 +325,10 @@ export class Partition {
     this.#segments.push(next)
     // The producer state as of the new base offset, written once the sealed segments are
     // durable: a snapshot must never be ahead of the data it summarises.
-    if (this.#producers.size > 0) this.#pendingSnapshot = this.#producers.snapshot(next.baseOffset, this.#clock.now())
+    if (this.#producers.size > 0) {
+      this.#hasSnapshot = true
+      this.#pendingSnapshots.push(this.#producers.snapshot(next.baseOffset, this.#clock.now()))
+    }
     this.#scheduleRollFlush()
   }
 
@@ -343,11 +352,11 @@ export class Partition {
         this.#recoveryPoint = point
         await this.#writeCheckpoint()
       }
-      const snapshot = this.#pendingSnapshot
-      if (snapshot !== null && readInt64BE(snapshot, 0) <= this.#recoveryPoint) {
-        this.#pendingSnapshot = null
-        await writeFrame('STPS', path.join(this.dir, PRODUCER_SNAPSHOT_FILE), snapshot)
-      }
+      // The newest snapshot the durable data covers; rolls faster than flushes leave several
+      // waiting, and replacing one by the next would starve the file.
+      let ready: Buffer | null = null
+      while (this.#pendingSnapshots.length > 0 && readInt64BE(this.#pendingSnapshots[0], 0) <= this.#recoveryPoint) ready = this.#pendingSnapshots.shift()!
+      if (ready !== null) await this.#writeProducerSnapshot(ready)
     })
   }
 
@@ -550,13 +559,16 @@ export class Partition {
     if (this.#syncedOffset > end) this.#syncedOffset = end
     if (this.#recoveryPoint > end) this.#recoveryPoint = end
     this.#rejectWaitersFrom(end)
-    this.#pendingSnapshot = null
+    this.#pendingSnapshots = []
     this.#loadProducerState(true)
     const active = this.#active()
+    const snapshot = this.#producers.snapshot(end, this.#clock.now())
     await this.#enqueue(async () => {
       await active.sync()
       await syncDirectory(this.dir)
       await this.#writeCheckpoint()
+      // The old snapshot may describe batches the cut removed: replace it.
+      if (this.#hasSnapshot || this.#producers.size > 0) await this.#writeProducerSnapshot(snapshot)
     })
   }
 
@@ -635,6 +647,28 @@ export class Partition {
     this.#queue.add(async () => s.close(false)).catch(() => {})
   }
 
+  /**
+   * Before the partition's first idempotent batch: a snapshot saying "no producers before
+   * `offset`", so that a crash before the first roll's snapshot replays from here instead of
+   * forgetting producers whose batches end up in sealed segments. Written synchronously so no
+   * kill can come between it and the batch, once per partition and without an fsync (the
+   * snapshots after rolls and at close are fsynced; a power loss costs only the fallback).
+   */
+  #markFirstProducer(offset: number): void {
+    const file = path.join(this.dir, PRODUCER_SNAPSHOT_FILE)
+    try {
+      fs.writeFileSync(file + '.tmp', encodeFrame('STPS', this.#producers.snapshot(offset, this.#clock.now())))
+      renameSync(file + '.tmp', file)
+    } catch (err) {
+      throw err instanceof StrandError ? err : new StrandError('IO_ERROR', `${file}: ${(err as Error).message}`, { cause: err })
+    }
+    this.#hasSnapshot = true
+  }
+
+  #writeProducerSnapshot(payload: Buffer): Promise<void> {
+    return writeFrame('STPS', path.join(this.dir, PRODUCER_SNAPSHOT_FILE), payload)
+  }
+
   #writeCheckpoint(): Promise<void> {
     const payload = Buffer.alloc(16)
     writeInt64BE(payload, 0, this.#logStartOffset)
@@ -690,27 +724,32 @@ export class Partition {
   /**
    * Rebuilds the idempotent producers' state: the snapshot, if it is usable (not past the log
    * end, which a cut in recovery or truncation can cause), then every batch header after it.
-   * A missing or damaged snapshot costs a replay from the log start, never a wrong answer.
+   * Without a usable snapshot the active segment is replayed: producers seen only in older
+   * segments are forgotten (their next batch is accepted at any sequence), which can let a
+   * retry of theirs through but never refuses a good batch or invents a duplicate. After a
+   * clean close a missing file means there were no producers (close keeps it current).
    */
   #loadProducerState(validated: boolean): void {
     const file = path.join(this.dir, PRODUCER_SNAPSHOT_FILE)
-    // Without a usable snapshot: after a clean close there were no producers to save (close
-    // writes one whenever there are); otherwise replay the active segment, which recovery
-    // validated. Producers seen only in older segments become unknown ones (accepted at any
-    // sequence).
-    let from = validated ? Math.max(this.#logStartOffset, this.#active().baseOffset) : this.logEndOffset
+    const activeStart = Math.max(this.#logStartOffset, this.#active().baseOffset)
+    let from = validated ? activeStart : this.logEndOffset
     this.#producers.clear()
+    this.#hasSnapshot = fs.existsSync(file)
     try {
       const payload = readFrame('STPS', file)
       if (payload !== null) {
         const at = this.#producers.load(payload, file)
         if (at <= this.logEndOffset && at >= this.#logStartOffset) from = at
-        else this.#producers.clear()
+        else {
+          this.#producers.clear()
+          from = activeStart
+        }
       }
     } catch (err) {
       if (!(err instanceof StrandError) || err.code !== 'CORRUPT') throw err
       this.recovery.push({ kind: 'checkpoint-reset', file, detail: err.message })
       this.#producers.clear()
+      from = activeStart
     }
     try {
       while (from < this.logEndOffset) {
@@ -821,8 +860,9 @@ export class Partition {
         this.#releaseWaiters()
         this.#recoveryPoint = this.logEndOffset
         await this.#writeCheckpoint()
-        // Without idempotent producers there is nothing to save; an older snapshot still replays right.
-        if (this.#producers.size > 0) await writeFrame('STPS', path.join(this.dir, PRODUCER_SNAPSHOT_FILE), this.#producers.snapshot(this.logEndOffset, this.#clock.now()))
+        // A log that never had idempotent producers writes no snapshot; one that did keeps it
+        // current, even empty, so a clean open can trust a missing file to mean "none".
+        if (this.#hasSnapshot || this.#producers.size > 0) await this.#writeProducerSnapshot(this.#producers.snapshot(this.logEndOffset, this.#clock.now()))
       } catch (err) {
         this.#fail(err)
       }
