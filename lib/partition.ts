@@ -739,10 +739,16 @@ export class Partition {
       const payload = readFrame('STPS', file)
       if (payload !== null) {
         const at = this.#producers.load(payload, file)
-        if (at <= this.logEndOffset && at >= this.#logStartOffset) from = at
-        else {
+        if (at > this.logEndOffset) {
           this.#producers.clear()
           from = activeStart
+        } else if (at < this.#logStartOffset) {
+          // The log start moved past the snapshot: everything it describes lies below the
+          // start (forgotten, as Kafka forgets such producers); the log start on is replayed.
+          this.#producers.clear()
+          from = this.#logStartOffset
+        } else {
+          from = at
         }
       }
     } catch (err) {

@@ -15,6 +15,16 @@
  * grow together; every record's key and value are functions of (batch id, index, batch
  * size), so the parent can check any record it finds without being told about it.
  *
+ * With `spec.producer` the appends go through idempotent producers (`log.producer()`, acks
+ * 'all'), one per appender, each connected before it sends and with one send in flight: so
+ * each send is one batch, written in the order the sends were made (each producer drains on
+ * its own setImmediate, queued when its send was made), and ids still grow with offsets.
+ * With `spec.group` consumers of group GROUP (one, or two with the second joining and maybe
+ * leaving again, so the partition moves between members) read the topic and commit what they
+ * delivered, by auto-commit or by `commitOffsets` after every few batches. What a consumer
+ * is handed must be whole, valid records, gap-free from where its assignment started: the
+ * group's committed offset (or the log start, if the commit is below it), never beyond it.
+ *
  * Protocol, one line each on stdout, each written whole with a blocking write before the
  * child goes on (see `out`), so every line describes something that happened and every
  * ack, want and start that happened before the kill reaches the parent:
@@ -24,7 +34,16 @@
  *   may set is at most this (retention never deletes the active segment, so the active
  *   segment's base bounds it);
  * - `start <logStartOffset>` after that call resolves (the new start is then durable);
- * - `kill <label>` just before the child SIGKILLs itself at a fault site or on its timer.
+ * - `kill <label>` just before the child SIGKILLs itself at a fault site or on its timer;
+ * - `producer <id>` when an idempotent producer has its id (before its first send);
+ * - `group-open <committed>` once the group coordinator is loaded, with the committed offset
+ *   of partition 0 it found (-1 for none);
+ * - `committing <seq> <partition> <offset>` before a commit reaches the coordinator, and
+ *   `commit <seq> <partition> <offset>` once it resolved (`commit-failed <seq>` if it
+ *   rejected). Commits are numbered in the order they are made, which is the order they are
+ *   appended to `__consumer_offsets` (the coordinator appends synchronously); auto-commits
+ *   happen inside the consumer with no promise of their own, so the child wraps the
+ *   coordinator's `commit` to see every commit, whoever makes it, resolve.
  *
  * Kill at a site: a fault injector counts the calls matching (`killAt.site`,
  * `killAt.pattern`) and SIGKILLs the process at the `killAt.nth` one, before that operation
@@ -37,11 +56,14 @@
  */
 import fs from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import { Log, type TopicConfigInput } from '../../lib/index.js'
+import { type Consumer, type EachBatchPayload, Log, type Producer, type TopicConfigInput } from '../../lib/index.js'
+import type { GroupCoordinator } from '../../lib/group/coordinator.js'
 import { type FaultSite, setFaultInjector } from '../../lib/io/files.js'
 import { rng } from '../helpers.js'
 
 export const TOPIC = 'torture'
+/** The one consumer group of every campaign: its offsets outlive the children that commit them. */
+export const GROUP = 'torture-group'
 /**
  * Fixed per-topic overrides, written once at creation. Everything the campaign varies per
  * iteration is passed as Log defaults instead, which an existing topic picks up on open.
@@ -62,6 +84,21 @@ export interface KillAt {
   nth: number
   /** How the kill is counted in the campaign's report. */
   label: string
+}
+
+export interface GroupSpec {
+  /** 1, or 2: the second joins `secondJoinMs` after the first (a rebalance) and, unless `secondLeaveMs` is null, leaves that long after joining. */
+  consumers: 1 | 2
+  secondJoinMs: number
+  secondLeaveMs: number | null
+  /** Whether the second consumer's member id sorts first, so that the assignor moves the partition to it and back. */
+  secondSortsFirst: boolean
+  /** Auto-commit at this interval (0 = after every poll), or null: commit by hand after every `manualEvery`-th batch. */
+  autoCommitMs: number | null
+  manualEvery: number
+  assignor: 'range' | 'roundrobin' | 'sticky'
+  /** The consumers' maxBytesPerPartition: small fetches mean many deliveries and commits. */
+  fetchBytes: number
 }
 
 export interface ChildSpec {
@@ -90,6 +127,10 @@ export interface ChildSpec {
   cycleMs: number | null
   killAt: KillAt | null
   killAfterOpenStartMs: number | null
+  /** Append through idempotent producers (acks 'all'), one per appender, instead of `partition.append`. */
+  producer: boolean
+  /** Consumers of group GROUP reading the topic and committing offsets (null = none). */
+  group: GroupSpec | null
 }
 
 /** A 32-bit hash of two integers (one round of mulberry32's mixer); the same in every process. */
@@ -157,6 +198,12 @@ function out(line: string): void {
   }
 }
 
+/** A broken invariant seen inside the child: the parent counts the exit as a failure. */
+function fatal(msg: string): never {
+  process.stderr.write(`torture child: ${msg}\n`)
+  process.exit(1)
+}
+
 function die(label: string): void {
   out(`kill ${label}`)
   // SIGKILL to ourselves takes effect as the kill(2) call returns: no later line of JS runs.
@@ -214,6 +261,36 @@ async function main(): Promise<void> {
   phase = ''
   out(`open ${p.logEndOffset} ${p.logStartOffset}`)
 
+  let commitSeq = 0
+  /** Reports every commit before it is made and once it resolved (see the protocol above). */
+  const watchCommits = (c: GroupCoordinator): GroupCoordinator => {
+    const commit = c.commit.bind(c)
+    c.commit = async (groupId, memberId, commits) => {
+      const seq = ++commitSeq
+      for (const x of commits) {
+        if (groupId !== GROUP || x.topic !== TOPIC) fatal(`a commit for ${groupId} ${x.topic}/${x.partition}, not ${GROUP} ${TOPIC}`)
+        out(`committing ${seq} ${x.partition} ${x.offset}`)
+      }
+      try {
+        await commit(groupId, memberId, commits)
+      } catch (err) {
+        out(`commit-failed ${seq}`)
+        throw err
+      }
+      for (const x of commits) out(`commit ${seq} ${x.partition} ${x.offset}`)
+    }
+    return c
+  }
+  const committedOf = (c: GroupCoordinator): number => c.committed(GROUP, TOPIC, 0)?.offset ?? -1
+  let coordinator: GroupCoordinator | null = null
+  if (spec.group !== null) {
+    // Loads (and the first time creates) __consumer_offsets: kills land in that topic's creation too.
+    phase = ' (offsets load)'
+    coordinator = watchCommits(await log.groupCoordinator())
+    phase = ''
+    out(`group-open ${committedOf(coordinator)}`)
+  }
+
   // Every call on the log goes through `use`, so a close/reopen cycle can wait for the calls
   // in progress (an append until it is acknowledged) and hold new ones until the log is back.
   let busy = 0
@@ -229,16 +306,105 @@ async function main(): Promise<void> {
     }
   }
 
+  // One idempotent producer per appender, connected before its first send (see the module comment).
+  const producers: Producer[] = []
+  const startProducers = async (): Promise<void> => {
+    producers.length = 0
+    for (let k = 0; k < spec.inFlight; k++) {
+      const producer = log.producer({ acks: 'all', idempotent: true, lingerMs: 0, batchSize: 1024 * 1024 })
+      await producer.connect()
+      out(`producer ${producer.producerId}`)
+      producers.push(producer)
+    }
+  }
+  if (spec.producer) await startProducers()
+
+  const group = spec.group
+  /** Starts a consumer of GROUP on `l`; resolves once it has joined. */
+  const startConsumer = async (l: Log, c: GroupCoordinator, g: GroupSpec, name: string): Promise<Consumer> => {
+    const part = l.topic(TOPIC).partition(0)
+    /** Per assigned partition: where its next delivery must start (at the latest: the log start, if retention moved past it). */
+    const next = new Map<number, number>()
+    const consumer = l.consumer({
+      groupId: GROUP,
+      clientId: name,
+      autoCommit: g.autoCommitMs !== null,
+      autoCommitIntervalMs: g.autoCommitMs ?? undefined,
+      autoOffsetReset: 'earliest',
+      maxBytesPerPartition: g.fetchBytes,
+      assignor: g.assignor,
+      // The previous owner committed before the partition was let go: this member starts there.
+      onPartitionsAssigned: (tps) => {
+        for (const tp of tps) next.set(tp.partition, Math.max(c.committed(GROUP, TOPIC, tp.partition)?.offset ?? 0, part.logStartOffset))
+      },
+      onPartitionsRevoked: (tps) => { for (const tp of tps) next.delete(tp.partition) },
+    })
+    consumer.on('crash', (err: Error) => fatal(`consumer ${name} crashed: ${err?.stack ?? err}`))
+    let batches = 0
+    await consumer.subscribe({ topics: [TOPIC], fromBeginning: true })
+    await consumer.run({
+      eachBatch: async ({ batch, resolveOffset, isStale }: EachBatchPayload) => {
+        const msgs = batch.messages
+        const lo = next.get(batch.partition)
+        const first = msgs[0].offset
+        const start = part.logStartOffset
+        if (lo === undefined || first < lo || first > Math.max(lo, start)) {
+          fatal(`consumer ${name} was handed ${batch.topic}/${batch.partition} from ${first}, expected ${lo ?? 'nothing (not assigned)'} (log start ${start})`)
+        }
+        for (let j = 0; j < msgs.length; j++) {
+          const m = msgs[j]
+          const value = m.value?.toString() ?? ''
+          const v = parseValue(value)
+          if (m.offset !== first + j || v === null || m.key?.toString() !== recordKey(v.id)) {
+            fatal(`consumer ${name} was handed ${JSON.stringify(value.slice(0, 60))} at offset ${m.offset} as record ${j} of a batch from ${first}`)
+          }
+        }
+        const last = msgs[msgs.length - 1].offset
+        next.set(batch.partition, last + 1)
+        if (g.autoCommitMs === null && ++batches % g.manualEvery === 0 && !isStale()) {
+          resolveOffset(last)
+          await consumer.commitOffsets([{ topic: TOPIC, partition: batch.partition, offset: last + 1 }])
+            .catch((err: Error) => fatal(`consumer ${name}: commitOffsets(${last + 1}) failed: ${err?.stack ?? err}`))
+        }
+      },
+    })
+    return consumer
+  }
+  /** The group's consumers on the current log: the first now, the second on its timer (a rebalance). */
+  const startGroup = async (g: GroupSpec): Promise<void> => {
+    const l = log
+    const c = coordinator!
+    const [first, second] = g.secondSortsFirst ? ['torture-b', 'torture-a'] : ['torture-a', 'torture-b']
+    await startConsumer(l, c, g, first)
+    if (g.consumers === 1) return
+    setTimeout(() => {
+      const run = async (): Promise<void> => {
+        // Through `use`, so a cycle waits for the join; after a cycle this log is gone and the cycle restarted the group.
+        const b = await use(() => (l === log ? startConsumer(l, c, g, second) : null))
+        if (b === null || g.secondLeaveMs === null) return
+        await sleep(g.secondLeaveMs)
+        await use(() => (l === log ? b.close() : undefined))
+      }
+      run().catch((err: Error) => fatal(`second consumer: ${err?.stack ?? err}`))
+    }, g.secondJoinMs)
+  }
+  if (group !== null) await startGroup(group)
+
   const random = rng(spec.seed)
   let nextId = spec.firstId
   let acked = -1
-  const appender = async (): Promise<void> => {
+  const appender = async (k: number): Promise<void> => {
     for (;;) {
       const r = await use(() => {
         // The id is taken when the append is issued, so ids grow with offsets.
         const id = nextId++
         const n = 1 + (mix(spec.seed, id) % spec.batchCap)
-        return p.append(batchRecords(id, n)).then((res) => ({ ...res, id, n }))
+        if (!spec.producer) return p.append(batchRecords(id, n)).then((res) => ({ ...res, id, n }))
+        return producers[k].send({ topic: TOPIC, messages: batchRecords(id, n) }).then((res) => {
+          const baseOffset = res[0].offset
+          if (res.length !== n || res.some((m, i) => m.offset !== baseOffset + i)) fatal(`a send of ${n} records got offsets ${res.map((m) => m.offset).join(' ')}`)
+          return { baseOffset, lastOffset: res[n - 1].offset, id, n }
+        })
       })
       out(`ack ${r.baseOffset} ${r.lastOffset} ${r.id} ${r.n}`)
       if (r.lastOffset > acked) acked = r.lastOffset
@@ -305,19 +471,27 @@ async function main(): Promise<void> {
       const leo = p.logEndOffset
       const start = p.logStartOffset
       phase = ' (close)'
+      // Consumers commit (auto-commit) and leave, producers flush, then the partitions close.
       await log.close()
+      const committed = coordinator === null ? null : committedOf(coordinator)
       phase = ' (reopen)'
       log = await Log.open(spec.dir, { retentionCheckIntervalMs: 0, defaults })
       p = log.topic(TOPIC).partition(0)
-      phase = ''
       if (p.logEndOffset !== leo || p.logStartOffset !== start) {
         throw new Error(`closed at [${start}, ${leo}), reopened at [${p.logStartOffset}, ${p.logEndOffset})`)
       }
+      if (group !== null) {
+        coordinator = watchCommits(await log.groupCoordinator())
+        if (committedOf(coordinator) !== committed) throw new Error(`closed with ${GROUP} committed at ${committed}, reopened with ${committedOf(coordinator)}`)
+      }
+      if (spec.producer) await startProducers()
+      phase = ''
+      if (group !== null) await startGroup(group)
       gate = null
       release()
     }
   }
-  const tasks = Array.from({ length: spec.inFlight }, appender)
+  const tasks = Array.from({ length: spec.inFlight }, (_, k) => appender(k))
   if (spec.maintenance !== 'none') tasks.push(maintain())
   if (spec.readerMs !== null) tasks.push(reader())
   if (spec.cycleMs !== null) tasks.push(cycle())

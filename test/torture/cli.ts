@@ -41,7 +41,7 @@ const result = await runCampaign({
   concurrency: args.concurrency,
   onIteration: args.verbose ? (line) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}${line}\n`) : undefined,
   onProgress: (p) => {
-    const line = `[${String(p.done).padStart(String(p.iterations).length)}/${p.iterations}] kills ${p.kills}, records acked ${p.recordsAcked}, lost ${p.recordsLost}, failures ${p.failures}`
+    const line = `[${String(p.done).padStart(String(p.iterations).length)}/${p.iterations}] kills ${p.kills}, records acked ${p.recordsAcked}, lost ${p.recordsLost}, commits ${p.commitsResolved}, failures ${p.failures}`
     // On a terminal one line rewritten in place; in a log, a line every 10 % or so.
     if (tty) process.stderr.write(`\r${line}`)
     else if (p.done === p.iterations || p.done - lastLine >= Math.max(1, Math.floor(p.iterations / 10))) {
