@@ -366,12 +366,11 @@ export class Log {
     if (this.#producerIdLimit === 0) {
       const payload = readFrame('STPI', file)
       if (payload !== null && payload.length !== 8) throw new StrandError('CORRUPT', `${file}: payload of ${payload.length} bytes, expected 8`)
-      this.#nextProducerId = this.#producerIdLimit = payload === null ? 0 : readInt64BE(payload, 0)
-      if (payload === null && this.#topics.size > 0) {
-        // A directory from before producer ids (or a lost file): ids may have been used, so
-        // start past any a partition remembers rather than risk handing one out again.
-        this.#nextProducerId = this.#producerIdLimit = 2 ** 32
-      }
+      // Also past any id a partition remembers: a lost or stale file must not hand one out
+      // again (the partition would take the new producer for the old one).
+      let seen = -1
+      for (const { topic } of this.#topics.values()) for (const p of topic.partitions) seen = Math.max(seen, p.maxProducerId)
+      this.#nextProducerId = this.#producerIdLimit = Math.max(payload === null ? 0 : readInt64BE(payload, 0), seen + 1)
     }
     const limit = this.#producerIdLimit + PRODUCER_ID_BLOCK
     const payload = Buffer.alloc(8)

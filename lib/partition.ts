@@ -175,6 +175,8 @@ export class Partition {
     return n
   }
   get segmentCount(): number { return this.#segments.length }
+  /** The largest idempotent producer id this partition remembers, or -1. */
+  get maxProducerId(): number { return this.#producers.maxProducerId() }
   get config(): TopicConfig { return this.#config }
   get isClosed(): boolean { return this.#closing !== null }
 

@@ -92,6 +92,13 @@ export class ProducerState {
     entry.lastTimestamp = Math.max(entry.lastTimestamp, timestamp)
   }
 
+  /** The largest producer id known, or -1. */
+  maxProducerId(): number {
+    let max = -1
+    for (const id of this.#producers.keys()) if (id > max) max = id
+    return max
+  }
+
   clear(): void {
     this.#producers.clear()
   }
