@@ -175,6 +175,8 @@ export class Partition {
     return n
   }
   get segmentCount(): number { return this.#segments.length }
+  /** Bumped by every truncation: batches read before a change of it may no longer be in the log. */
+  get truncations(): number { return this.#generation }
   /** The largest idempotent producer id this partition remembers, or -1. */
   get maxProducerId(): number { return this.#producers.maxProducerId() }
   get config(): TopicConfig { return this.#config }

@@ -17,7 +17,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { StrandError, closed, invalidArgument } from '../errors.js'
-import type { Record } from '../codec/record-batch.js'
+import type { Record, RecordBatch } from '../codec/record-batch.js'
 import type { Partition } from '../partition.js'
 import type { Log } from '../log.js'
 import type { GroupCoordinator, GroupMember } from '../group/coordinator.js'
@@ -155,6 +155,14 @@ interface Assigned {
    */
   revoking: boolean
   fromBeginning: boolean
+  /**
+   * The batches of the last read, served until the position passes them (Kafka's fetch
+   * buffer): one 1 MiB read feeds many polls of `maxPollRecords`. Dropped when the partition
+   * was truncated since (`truncations`), which may have put other records at those offsets.
+   */
+  fetched: RecordBatch[]
+  fetchedEnd: number
+  fetchedTruncations: number
 }
 
 const RETRY_BACKOFF_MS = 100
@@ -179,6 +187,7 @@ export class Consumer extends EventEmitter {
   #delivering: Promise<unknown> | null = null
   #wake: (() => void) | null = null
   #lastCommit = 0
+  #autoCommitting: Promise<void> | null = null
   #seeks = new Map<string, number>()
   #closing: Promise<void> | null = null
   readonly #listener = (): void => this.#wakeUp()
@@ -283,7 +292,7 @@ export class Consumer extends EventEmitter {
             if (w.state.sought === sought) w.state.position = w.state.consumed = r.offset + 1
           }
         }
-        await this.#maybeAutoCommit()
+        this.#maybeAutoCommit()
       }
     } finally {
       this.#delivering = null
@@ -334,7 +343,7 @@ export class Consumer extends EventEmitter {
       if (this.#assigned.has(key)) continue
       const partition = this.#log.topic(tp.topic).partition(tp.partition)
       const fromBeginning = [...this.#fromBeginning].some((t) => (typeof t === 'string' ? t === tp.topic : (t.lastIndex = 0, t.test(tp.topic))))
-      const a: Assigned = { topic: tp.topic, partition, position: -1, consumed: -1, committed: -1, paused: false, epoch: 0, sought: 0, revoking: false, fromBeginning }
+      const a: Assigned = { topic: tp.topic, partition, position: -1, consumed: -1, committed: -1, paused: false, epoch: 0, sought: 0, revoking: false, fromBeginning, fetched: [], fetchedEnd: -1, fetchedTruncations: 0 }
       this.#assigned.set(key, a)
       partition.addAppendListener(this.#listener)
     }
@@ -400,6 +409,8 @@ export class Consumer extends EventEmitter {
         if (work.length === 0) await new Promise((resolve) => setImmediate(resolve))
         return work
       }
+      // Waiting for more: the next fetch must read past what is buffered, not serve it again.
+      for (const a of this.#order) a.fetched = []
       // The heartbeat is the poll: an idle member waiting longer than its session would be
       // removed and rejoin, rebalancing the group over and over. Wake at a third of the
       // session (Kafka's heartbeat.interval.ms default ratio) to heartbeat and wait again.
@@ -446,17 +457,24 @@ export class Consumer extends EventEmitter {
         this.#reset(a, `position ${a.position} is outside [${p.logStartOffset}, ${p.logEndOffset}]`)
         if (a.position >= p.logEndOffset) continue
       }
-      const r = p.read(a.position, { maxBytes: this.#o.maxBytesPerPartition })
+      let batches = a.fetched
+      if (batches.length === 0 || a.position >= a.fetchedEnd || a.position < batches[0].baseOffset || a.fetchedTruncations !== p.truncations) {
+        const r = p.read(a.position, { maxBytes: this.#o.maxBytesPerPartition })
+        batches = a.fetched = r.batches
+        a.fetchedEnd = r.nextOffset
+        a.fetchedTruncations = p.truncations
+      }
       // Decode only what this poll delivers: a 1 MiB read of small records holds far more
-      // than maxPollRecords, and the rest is read again from the next position anyway.
+      // than maxPollRecords; the rest waits in `fetched` for the next polls.
       const records: Record[] = []
-      for (const b of r.batches) {
+      for (const b of batches) {
         if (records.length >= budget) break
+        if (b.nextOffset <= a.position) continue
         b.decodeInto(records, a.position, undefined, budget - records.length)
+        bytes += b.sizeInBytes
       }
       if (records.length === 0) continue
       budget -= records.length
-      for (const b of r.batches) bytes += b.sizeInBytes
       work.push({ state: a, epoch: a.epoch, records, highWatermark: p.logEndOffset })
       this.#next = (start + k + 1) % n
     }
@@ -524,7 +542,7 @@ export class Consumer extends EventEmitter {
           await delivery
           this.#delivering = null
         }
-        await this.#maybeAutoCommit()
+        this.#maybeAutoCommit()
       }
     } catch (err) {
       this.#running = false
@@ -539,7 +557,14 @@ export class Consumer extends EventEmitter {
     for (const r of w.records) {
       if (a.epoch !== w.epoch || !this.#running) return
       payload.message = r
-      await this.#withRetries(() => options.eachMessage!(payload))
+      // Called directly (no closure, no extra async frame per message); retried only if it fails.
+      let ret: Promise<void> | void
+      try {
+        ret = options.eachMessage!(payload)
+      } catch (err) {
+        ret = this.#retry(() => options.eachMessage!(payload), err)
+      }
+      if (ret !== undefined) await ret.then(undefined, (err) => this.#retry(() => options.eachMessage!(payload), err))
       // Handled, so consumed even if a pause or revocation came meanwhile: otherwise the
       // revocation commits before it and the next owner (or resume) delivers it again.
       if (a.sought === sought) a.position = a.consumed = r.offset + 1
@@ -557,7 +582,10 @@ export class Consumer extends EventEmitter {
       batch: { topic: a.topic, partition: a.partition.id, messages: w.records, highWatermark: w.highWatermark },
       resolveOffset: resolve,
       heartbeat: () => this.#heartbeatSync(),
-      commitOffsetsIfNecessary: () => this.#maybeAutoCommit(),
+      commitOffsetsIfNecessary: async () => {
+        this.#maybeAutoCommit()
+        await this.#autoCommitting
+      },
       isRunning: () => this.#running,
       isStale: () => a.epoch !== w.epoch,
     }
@@ -567,17 +595,29 @@ export class Consumer extends EventEmitter {
     if (a.epoch === w.epoch) a.position = a.consumed
   }
 
-  /** A throwing handler is retried with a backoff; after HANDLER_RETRIES the consumer crashes. */
-  async #withRetries(fn: () => Promise<void> | void): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
+  /** The retries after a first attempt failed with `err`; after HANDLER_RETRIES the consumer crashes. */
+  async #retry(fn: () => Promise<void> | void, err: unknown): Promise<void> {
+    if (!this.#running) throw err
+    this.emit('handler.retry', err)
+    await new Promise((r) => setTimeout(r, RETRY_BACKOFF_MS))
+    for (let attempt = 1; ; attempt++) {
       try {
         await fn()
         return
-      } catch (err) {
-        if (attempt >= HANDLER_RETRIES || !this.#running) throw err
-        this.emit('handler.retry', err)
+      } catch (e) {
+        if (attempt >= HANDLER_RETRIES || !this.#running) throw e
+        this.emit('handler.retry', e)
         await new Promise((r) => setTimeout(r, RETRY_BACKOFF_MS * 2 ** attempt))
       }
+    }
+  }
+
+  /** A throwing handler is retried with a backoff; after HANDLER_RETRIES the consumer crashes. */
+  async #withRetries(fn: () => Promise<void> | void): Promise<void> {
+    try {
+      await fn()
+    } catch (err) {
+      await this.#retry(fn, err)
     }
   }
 
@@ -587,12 +627,19 @@ export class Consumer extends EventEmitter {
 
   // --- offsets ----------------------------------------------------------------------------
 
-  async #maybeAutoCommit(): Promise<void> {
-    if (!this.#o.autoCommit || this.#groupId === null) return
+  /**
+   * Starts an auto-commit when the interval has passed. It runs in the background, like
+   * Kafka's: delivery goes on while the offsets topic's fsync runs (a revocation and close
+   * commit, and wait, on their own). A failure is reported as a 'commit.error' event.
+   */
+  #maybeAutoCommit(): void {
+    if (!this.#o.autoCommit || this.#groupId === null || this.#autoCommitting !== null) return
     const now = Date.now()
     if (now - this.#lastCommit < this.#o.autoCommitIntervalMs) return
     this.#lastCommit = now
-    await this.#commit([...this.#assigned.values()])
+    this.#autoCommitting = this.#commit([...this.#assigned.values()])
+      .catch((err) => { this.emit('commit.error', err) })
+      .finally(() => { this.#autoCommitting = null })
   }
 
   async #commit(states: Assigned[]): Promise<void> {
@@ -731,6 +778,7 @@ export class Consumer extends EventEmitter {
     this.#wakeUp()
     await this.#joining?.catch(() => {})
     await this.#loop
+    await this.#autoCommitting
     try {
       if (this.#o.autoCommit && (this.#memberId !== null || this.#manual)) await this.#commit([...this.#assigned.values()])
       // Leaving the group revokes what the member owns, as Kafka's close does: a consumer
