@@ -21,7 +21,7 @@ import type { Record, RecordBatch } from '../codec/record-batch.js'
 import type { Partition } from '../partition.js'
 import type { Log } from '../log.js'
 import type { GroupCoordinator, GroupMember } from '../group/coordinator.js'
-import type { TopicPartition } from '../group/assignors.js'
+import type { Assignor, TopicPartition } from '../group/assignors.js'
 import { optionalInt, stripUndefined } from './options.js'
 
 export type OffsetReset = 'earliest' | 'latest' | 'none'
@@ -49,8 +49,8 @@ export interface ConsumerOptions {
   maxBytesPerPartition?: number
   /** Records delivered per poll across partitions (max.poll.records). @default 500 */
   maxPollRecords?: number
-  /** Partition assignment strategy of the group: 'range', 'roundrobin' or 'sticky'. @default 'range' */
-  assignor?: string
+  /** Partition assignment strategy of the group: 'range', 'roundrobin', 'sticky', or your own `Assignor` (members of one group must agree on its name). @default 'range' */
+  assignor?: string | Assignor
   /** Called when partitions are revoked, before they move on; commit here if you commit by hand. */
   onPartitionsRevoked?: (partitions: TopicPartition[]) => void | Promise<void>
   /** Called when partitions are assigned. */
@@ -210,7 +210,9 @@ export class Consumer extends EventEmitter {
     optionalInt('maxWaitMs', o.maxWaitMs, 0, 2 ** 31 - 1)
     optionalInt('maxBytesPerPartition', o.maxBytesPerPartition, 1, 2 ** 31 - 1)
     optionalInt('maxPollRecords', o.maxPollRecords, 1, 2 ** 31 - 1)
-    if (typeof o.assignor !== 'string') throw invalidArgument('assignor', 'a strategy name', o.assignor)
+    const strategy = o.assignor as unknown
+    const isAssignor = strategy !== null && typeof strategy === 'object' && typeof (strategy as Assignor).assign === 'function' && typeof (strategy as Assignor).name === 'string'
+    if (typeof strategy !== 'string' && !isAssignor) throw invalidArgument('assignor', "a strategy name ('range', 'roundrobin', 'sticky') or an Assignor { name, assign() }", strategy)
     this.#log = log
     this.#o = o
     this.#groupId = o.groupId ?? null

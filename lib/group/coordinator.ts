@@ -97,14 +97,17 @@ export class GroupCoordinator {
    * to revoke and commit before the rebalance that admits it is over); `rebalanced` resolves
    * when the group is stable again.
    */
-  join(groupId: string, member: GroupMember, assignorName: string): { memberId: string, rebalanced: Promise<void> } {
-    const assignor = ASSIGNORS.get(assignorName)
-    if (assignor === undefined) throw invalidArgument('assignor', `one of ${[...ASSIGNORS.keys()].join(', ')}`, assignorName)
+  join(groupId: string, member: GroupMember, strategy: string | Assignor): { memberId: string, rebalanced: Promise<void> } {
+    const assignor = typeof strategy === 'string' ? ASSIGNORS.get(strategy) : strategy
+    const assignorName = typeof strategy === 'string' ? strategy : strategy?.name
+    if (assignor === undefined || typeof assignor?.assign !== 'function' || typeof assignor.name !== 'string') {
+      throw invalidArgument('assignor', `one of ${[...ASSIGNORS.keys()].join(', ')}, or an object { name, assign() }`, strategy)
+    }
     let g = this.#groups.get(groupId)
     if (g === undefined || (g.members.size === 0 && g.rebalancing === null)) {
       g = { id: groupId, assignor, members: new Map(), generation: g?.generation ?? 0, rebalancing: null, dirty: false }
       this.#groups.set(groupId, g)
-    } else if (g.assignor !== assignor) {
+    } else if (g.assignor.name !== assignor.name) {
       throw invalidArgument('assignor', `'${g.assignor.name}', the strategy of group ${groupId}'s current members`, assignorName)
     }
     const memberId = `${member.clientId}-${++this.#nextMember}`

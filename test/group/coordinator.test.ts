@@ -9,7 +9,7 @@
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Log, StrandError, type Consumer, type ConsumerOptions, type TopicPartition } from '../../lib/index.js'
+import { Log, StrandError, type Consumer, type ConsumerOptions, type TopicPartition, type Assignor } from '../../lib/index.js'
 import type { GroupCoordinator } from '../../lib/group/coordinator.js'
 import { bounded, withTempDir } from '../helpers.js'
 import { type Delivery, OPEN, WAIT_MS, assertCovers, closeAll, expectCode, fill, offsetsOf, recording, sleep, until } from '../client/support.js'
@@ -398,6 +398,38 @@ test("the assignor option picks the group's strategy: range, roundrobin and stic
     await unknown.subscribe({ topic: 'x' })
     await expectCode(unknown.run({ eachMessage: () => {} }), 'INVALID_ARGUMENT', 'unknown strategy')
     assert.equal(await sizes('range'), [2, 4], 'the refused member changed nothing')
+  } finally {
+    await closeAll(log, ...consumers)
+  }
+}))
+
+test('a strategy of your own plugs in through the assignor option, and a malformed one is refused', () => withTempDir(async (dir) => {
+  const log = await Log.open(dir, OPEN)
+  const consumers: Consumer[] = []
+  // Everything to the member whose id sorts last: easy to recognise, and valid.
+  const lastTakesAll: Assignor = {
+    name: 'last-takes-all',
+    assign(members, counts) {
+      const out = new Map(members.map((m) => [m.memberId, [] as TopicPartition[]]))
+      const last = [...members].sort((a, b) => (a.memberId < b.memberId ? -1 : 1)).at(-1)
+      if (last !== undefined) for (const [topic, n] of counts) for (let p = 0; p < n; p++) out.get(last.memberId)!.push({ topic, partition: p })
+      return out
+    },
+  }
+  try {
+    await log.createTopic('x', { partitions: 4 })
+    for (const who of ['a', 'b']) {
+      const c = log.consumer({ groupId: 'own', clientId: who, assignor: lastTakesAll, maxWaitMs: POLL_MS })
+      consumers.push(c)
+      await c.subscribe({ topic: 'x' })
+      await bounded(c.run({ eachMessage: () => {} }), WAIT_MS, `${who} joins`)
+    }
+    const [d] = await log.admin().describeGroups(['own'])
+    assert.is(d.protocol, 'last-takes-all')
+    const owner = [...d.members].sort((m, n) => (m.memberId < n.memberId ? -1 : 1)).at(-1)!
+    assert.is(owner.assignment.length, 4)
+    assert.is(d.members.flatMap((m) => m.assignment).length, 4)
+    assert.throws(() => log.consumer({ groupId: 'own', assignor: { name: 'broken' } as unknown as Assignor }), (e: StrandError) => e.code === 'INVALID_ARGUMENT')
   } finally {
     await closeAll(log, ...consumers)
   }
