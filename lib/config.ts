@@ -50,6 +50,9 @@ export const TOPIC_DEFAULTS: Readonly<TopicConfig> = Object.freeze({
   flush: 'os' as FlushPolicy,
 })
 
+/** The largest partition count a topic may have; each partition costs files and descriptors. */
+export const MAX_PARTITIONS = 10_000
+
 const INT32_MAX = 0x7fffffff
 
 function intIn(name: string, v: unknown, min: number, max: number): number {

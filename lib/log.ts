@@ -16,7 +16,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { StrandError, closed, describe, invalidArgument } from './errors.js'
-import { type TopicConfig, type TopicConfigInput, normaliseTopicConfig, resolveTopicConfig } from './config.js'
+import { MAX_PARTITIONS, type TopicConfig, type TopicConfigInput, normaliseTopicConfig, resolveTopicConfig } from './config.js'
 import { type Clock, Partition, systemClock } from './partition.js'
 import { Topic, validateTopicName } from './topic.js'
 import { DirectoryLock } from './io/lock.js'
@@ -47,8 +47,6 @@ export interface CreateTopicOptions {
   config?: TopicConfigInput
 }
 
-/** The largest partition count a topic may have; each partition costs files and descriptors. */
-const MAX_PARTITIONS = 10_000
 const CLEAN_SHUTDOWN = 'clean-shutdown'
 const META_FILE = 'topic.meta'
 const PRODUCER_IDS = 'producer-ids'

@@ -3,9 +3,10 @@
  * kafkajs' admin client. Every method checks its arguments before changing anything.
  */
 import { StrandError, invalidArgument } from '../errors.js'
-import { type TopicConfig, type TopicConfigInput, normaliseTopicConfig } from '../config.js'
+import { MAX_PARTITIONS, type TopicConfig, type TopicConfigInput, normaliseTopicConfig } from '../config.js'
 import { validateTopicName } from '../topic.js'
 import type { Log } from '../log.js'
+import { compareTp } from '../group/assignors.js'
 import type { GroupState, MemberDescription } from '../group/coordinator.js'
 import { OFFSETS_TOPIC } from '../group/offset-store.js'
 
@@ -75,8 +76,7 @@ export class Admin {
       if (t === null || typeof t !== 'object') throw invalidArgument(`topics[${i}]`, 'an object { topic, numPartitions?, config? }', t)
       validateTopicName(t.topic)
       const n = t.numPartitions
-      // 10,000 is Log's MAX_PARTITIONS (not exported); Log.createTopic checks it again.
-      if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > 10_000)) throw invalidArgument(`topics[${i}].numPartitions`, 'an integer in [1, 10000]', n)
+      if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > MAX_PARTITIONS)) throw invalidArgument(`topics[${i}].numPartitions`, `an integer in [1, ${MAX_PARTITIONS}]`, n)
       normaliseTopicConfig(t.config, `topics[${i}].config`)
     }
     let all = true
@@ -168,7 +168,7 @@ export class Admin {
         const leo = p?.logEndOffset ?? -1
         offsets.push({ topic, partition, committed: v.offset, logEndOffset: leo, lag: p === undefined ? 0 : Math.max(0, leo - v.offset), metadata: v.metadata })
       }
-      offsets.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition))
+      offsets.sort(compareTp)
       return { groupId, ...d, offsets }
     })
   }

@@ -21,7 +21,7 @@ import type { Record, RecordBatch } from '../codec/record-batch.js'
 import type { Partition } from '../partition.js'
 import type { Log } from '../log.js'
 import type { GroupCoordinator, GroupMember } from '../group/coordinator.js'
-import type { Assignor, TopicPartition } from '../group/assignors.js'
+import { type Assignor, type TopicPartition, tpKey } from '../group/assignors.js'
 import { optionalInt, stripUndefined } from './options.js'
 
 export type OffsetReset = 'earliest' | 'latest' | 'none'
@@ -341,7 +341,7 @@ export class Consumer extends EventEmitter {
 
   #assignPartitions(tps: TopicPartition[]): void {
     for (const tp of tps) {
-      const key = `${tp.topic}\0${tp.partition}`
+      const key = tpKey(tp.topic, tp.partition)
       if (this.#assigned.has(key)) continue
       const partition = this.#log.topic(tp.topic).partition(tp.partition)
       const fromBeginning = [...this.#fromBeginning].some((t) => (typeof t === 'string' ? t === tp.topic : (t.lastIndex = 0, t.test(tp.topic))))
@@ -360,7 +360,7 @@ export class Consumer extends EventEmitter {
   async #revoke(tps: TopicPartition[]): Promise<void> {
     const gone: Assigned[] = []
     for (const tp of tps) {
-      const a = this.#assigned.get(`${tp.topic}\0${tp.partition}`)
+      const a = this.#assigned.get(tpKey(tp.topic, tp.partition))
       if (a === undefined) continue
       a.epoch++
       // Not fetched from now on: the poll loop goes on during the commit and the callback,
@@ -386,7 +386,7 @@ export class Consumer extends EventEmitter {
   #drop(a: Assigned): void {
     a.epoch++
     a.partition.removeAppendListener(this.#listener)
-    this.#assigned.delete(`${a.topic}\0${a.partition.id}`)
+    this.#assigned.delete(tpKey(a.topic, a.partition.id))
     this.#order = [...this.#assigned.values()]
   }
 
@@ -484,9 +484,9 @@ export class Consumer extends EventEmitter {
   }
 
   #initPosition(a: Assigned): void {
-    const pending = this.#seeks.get(`${a.topic}\0${a.partition.id}`)
+    const pending = this.#seeks.get(tpKey(a.topic, a.partition.id))
     if (pending !== undefined) {
-      this.#seeks.delete(`${a.topic}\0${a.partition.id}`)
+      this.#seeks.delete(tpKey(a.topic, a.partition.id))
       a.position = a.consumed = pending
       return
     }
@@ -671,7 +671,7 @@ export class Consumer extends EventEmitter {
     const coordinator = this.#coordinator ?? await this.#log.groupCoordinator()
     await coordinator.commit(this.#groupId, this.#memberId, offsets)
     for (const o of offsets) {
-      const a = this.#assigned.get(`${o.topic}\0${o.partition}`)
+      const a = this.#assigned.get(tpKey(o.topic, o.partition))
       if (a !== undefined) a.committed = o.offset
     }
   }
@@ -705,9 +705,9 @@ export class Consumer extends EventEmitter {
     if (t.offset < p.logStartOffset || t.offset > p.logEndOffset) {
       throw new StrandError('OFFSET_OUT_OF_RANGE', `${t.topic}/${t.partition}: cannot seek to ${t.offset}, outside [${p.logStartOffset}, ${p.logEndOffset}]`)
     }
-    const a = this.#assigned.get(`${t.topic}\0${t.partition}`)
+    const a = this.#assigned.get(tpKey(t.topic, t.partition))
     if (a === undefined) {
-      this.#seeks.set(`${t.topic}\0${t.partition}`, t.offset)
+      this.#seeks.set(tpKey(t.topic, t.partition), t.offset)
       return
     }
     a.epoch++

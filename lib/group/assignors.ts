@@ -21,6 +21,11 @@ import { invalidArgument } from '../errors.js'
 
 export interface TopicPartition { topic: string, partition: number }
 
+/** A partition as a map key: topic names cannot contain NUL. */
+export function tpKey(topic: string, partition: number): string {
+  return `${topic}\0${partition}`
+}
+
 /** One member as the assignor sees it. */
 export interface AssignorMember {
   memberId: string
@@ -53,7 +58,8 @@ interface Group {
 }
 
 const compareStrings = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
-const compareTp = (a: TopicPartition, b: TopicPartition): number => compareStrings(a.topic, b.topic) || a.partition - b.partition
+/** Orders partitions by topic name (code units, like Java's compareTo), then number. */
+export const compareTp = (a: TopicPartition, b: TopicPartition): number => compareStrings(a.topic, b.topic) || a.partition - b.partition
 /** Map key for a partition; the partition is an integer, so the last ':' separates unambiguously. */
 const keyOf = (topic: string, partition: number): string => `${topic}:${partition}`
 

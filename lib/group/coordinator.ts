@@ -19,8 +19,8 @@
  * - Rebalances of one group run one at a time; changes during one trigger another after it.
  */
 import { StrandError, invalidArgument } from '../errors.js'
-import { type Assignor, type TopicPartition, ASSIGNORS } from './assignors.js'
-import { type CommittedOffset, type OffsetCommit, OffsetStore, tpKey } from './offset-store.js'
+import { type Assignor, type TopicPartition, ASSIGNORS, compareTp, tpKey } from './assignors.js'
+import { type CommittedOffset, type OffsetCommit, OffsetStore } from './offset-store.js'
 import type { Clock } from '../partition.js'
 
 /** What a consumer gives the coordinator when it joins: how to reach it during rebalances. */
@@ -160,7 +160,7 @@ export class GroupCoordinator {
 
   describe(groupId: string): { state: GroupState, generation: number, protocol: string | null, members: MemberDescription[] } {
     const g = this.#groups.get(groupId)
-    const members = g === undefined ? [] : [...g.members.values()].map((m) => ({ memberId: m.id, clientId: m.member.clientId, assignment: sortTps(m.owned) }))
+    const members = g === undefined ? [] : [...g.members.values()].map((m) => ({ memberId: m.id, clientId: m.member.clientId, assignment: [...m.owned].sort(compareTp) }))
     const state: GroupState = g === undefined || g.members.size === 0 ? (this.offsets.offsets(groupId).size > 0 ? 'Empty' : 'Dead') : g.rebalancing !== null ? 'PreparingRebalance' : 'Stable'
     return { state, generation: g?.generation ?? 0, protocol: g !== undefined && g.members.size > 0 ? g.assignor.name : null, members }
   }
@@ -283,10 +283,6 @@ export class GroupCoordinator {
       if (expired) void this.#rebalance(g).catch(() => {})
     }
   }
-}
-
-function sortTps(tps: readonly TopicPartition[]): TopicPartition[] {
-  return [...tps].sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition))
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -21,6 +21,7 @@ import { StrandError } from '../errors.js'
 import type { Partition } from '../partition.js'
 import type { RecordInput } from '../codec/record-batch.js'
 import { readInt64BE, writeInt64BE } from '../codec/int64.js'
+import { tpKey } from './assignors.js'
 
 export const OFFSETS_TOPIC = '__consumer_offsets'
 
@@ -181,9 +182,6 @@ export class OffsetStore {
   }
 }
 
-export function tpKey(topic: string, partition: number): string {
-  return `${topic}\0${partition}`
-}
 
 function recordKey(group: string, topic: string, partition: number): Buffer {
   return Buffer.from(`${group}\0${topic}\0${partition}`)
