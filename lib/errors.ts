@@ -45,6 +45,22 @@ export type ErrorCode =
   | 'UNKNOWN_GROUP'
   /** The operation needs a group without members (resetting offsets, deleting the group). */
   | 'GROUP_NOT_EMPTY'
+  /** This node does not lead the partition (it follows another node, or the partition has no leader now). Nothing was written. */
+  | 'NOT_LEADER'
+  /** A request carried an older leader epoch than the partition's: it comes from a deposed leader or a stale follower. */
+  | 'FENCED_LEADER_EPOCH'
+  /** A request carried a newer leader epoch than this node knows: it has not heard of the election yet. */
+  | 'UNKNOWN_LEADER_EPOCH'
+  /** An acks='all' append found fewer in-sync replicas than `minInsyncReplicas`. Nothing was written. */
+  | 'NOT_ENOUGH_REPLICAS'
+  /** The batch was written, but the in-sync replicas shrank below `minInsyncReplicas` before it was committed. */
+  | 'NOT_ENOUGH_REPLICAS_AFTER_APPEND'
+  /** No answer within the time allowed (a replication wait or a transport request). */
+  | 'REQUEST_TIMED_OUT'
+  /** The transport cannot reach the node (no address, connection refused or lost, too many requests queued). */
+  | 'NODE_UNREACHABLE'
+  /** The controller refused a change made from an outdated view of the partition (an older leader or ISR version). */
+  | 'STALE_STATE'
 
 export class StrandError extends Error {
   readonly code: ErrorCode
