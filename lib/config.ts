@@ -32,6 +32,12 @@ export interface TopicConfig {
   maxMessageBytes: number
   /** @default 'os' */
   flush: FlushPolicy
+  /**
+   * Replicated topics: the fewest in-sync replicas (the leader counted) an acks='all' append
+   * accepts; with fewer it fails with NOT_ENOUGH_REPLICAS and writes nothing
+   * (`min.insync.replicas`). @default 1
+   */
+  minInsyncReplicas: number
 }
 
 /** Input form: any subset, plus `retentionHours` (`log.retention.hours`) as the notes' knob. */
@@ -48,6 +54,7 @@ export const TOPIC_DEFAULTS: Readonly<TopicConfig> = Object.freeze({
   retentionBytes: -1,
   maxMessageBytes: 1024 * 1024 + 12,
   flush: 'os' as FlushPolicy,
+  minInsyncReplicas: 1,
 })
 
 /** The largest partition count a topic may have; each partition costs files and descriptors. */
@@ -89,6 +96,7 @@ export function normaliseTopicConfig(input: unknown, where = 'config'): Partial<
       case 'retentionBytes': out.retentionBytes = retention(name, v); break
       case 'maxMessageBytes': out.maxMessageBytes = intIn(name, v, 128, 0x3fffffff); break
       case 'flush': out.flush = flushPolicy(name, v); break
+      case 'minInsyncReplicas': out.minInsyncReplicas = intIn(name, v, 1, 1000); break
       default: throw invalidArgument(where, `only known keys (${Object.keys(TOPIC_DEFAULTS).join(', ')}, retentionHours)`, key)
     }
   }

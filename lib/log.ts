@@ -28,6 +28,7 @@ import { Consumer, type ConsumerOptions } from './client/consumer.js'
 import { Admin } from './client/admin.js'
 import { GroupCoordinator } from './group/coordinator.js'
 import { OFFSETS_TOPIC, OffsetStore } from './group/offset-store.js'
+import { ReplicaManager, type ReplicationOptions } from './replication/replica-manager.js'
 
 export interface LogOptions {
   /** Config for topics that do not override it. @default TOPIC_DEFAULTS */
@@ -38,6 +39,12 @@ export interface LogOptions {
   clock?: Clock
   /** Makes the partitioner of each topic; the default is Kafka's (murmur2, sticky null keys). */
   partitioner?: (topic: string) => Partitioner
+  /**
+   * Joins a cluster (docs/replication.md): topics created through the controller are
+   * replicated, with leaders, followers and a high watermark. Without it the log is alone
+   * and every topic is local.
+   */
+  replication?: ReplicationOptions
 }
 
 export interface CreateTopicOptions {
@@ -55,6 +62,8 @@ const PRODUCER_IDS = 'producer-ids'
  * an id is never handed out twice, even across crashes (a crash skips the rest of a block).
  */
 const PRODUCER_ID_BLOCK = 1000
+/** In a cluster a producer id is `n · stride + nodeId`; node ids stay below it. */
+const PRODUCER_ID_STRIDE = 65_536
 /**
  * The offsets topic: durable commits (group commit makes them cheap), never deleted by
  * retention (an idle group keeps its offsets), small segments so compaction frees space.
@@ -72,6 +81,8 @@ interface TopicMeta {
   createdAt: number
   /** The largest `maxMessageBytes` the topic has had: what reads and recovery believe. */
   maxBatchBytes?: number
+  /** Created through a cluster's controller: its partitions follow the controller's leaders. */
+  replicated?: boolean
 }
 
 export class Log {
@@ -92,6 +103,7 @@ export class Log {
   #nextProducerId = 0
   #producerIdLimit = 0
   #reserving: Promise<void> | null = null
+  #cluster: ReplicaManager | null = null
 
   private constructor(dir: string, lock: DirectoryLock, clean: boolean, defaults: Partial<TopicConfig>, clock: Clock, partitioner: LogOptions['partitioner']) {
     this.dir = dir
@@ -137,6 +149,14 @@ export class Log {
         fs.rmSync(marker)
         await syncDirectory(dir)
       }
+      if (options.replication !== undefined) {
+        const opened = log
+        log.#cluster = new ReplicaManager({
+          findTopic: (name) => opened.#topics.get(name)?.topic,
+          createReplicatedTopic: (name, partitions, config) => opened.#createTopic(name, partitions, normaliseTopicConfig(config), true),
+        }, options.replication)
+        await log.#cluster.start()
+      }
       if (interval > 0) {
         const opened = log
         log.#timer = setInterval(() => { opened.enforceRetention().catch(() => {}) }, interval)
@@ -146,6 +166,7 @@ export class Log {
     } catch (err) {
       // Close what did open (files, mappings) without marking the directory clean.
       const opened = log === undefined ? [] : [...log.#topics.values()].flatMap((e) => e.topic.partitions)
+      if (log !== undefined && log.#cluster !== null) await log.#cluster.close().catch(() => {})
       await Promise.allSettled(opened.map((p) => p.close()))
       lock.release()
       throw err
@@ -189,7 +210,7 @@ export class Log {
     const partitions: Partition[] = []
     try {
       for (let i = 0; i < meta.partitions; i++) {
-        partitions.push(await Partition.open(path.join(this.dir, 'topics', meta.name, String(i)), meta.name, i, config, this.#clock, clean, meta.maxBatchBytes))
+        partitions.push(await Partition.open(path.join(this.dir, 'topics', meta.name, String(i)), meta.name, i, config, this.#clock, clean, meta.maxBatchBytes, meta.replicated === true))
       }
     } catch (err) {
       await Promise.allSettled(partitions.map((p) => p.close()))
@@ -211,12 +232,17 @@ export class Log {
     if (options === null || typeof options !== 'object') throw invalidArgument('options', 'an object', options)
     const partitions = options.partitions ?? 1
     if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) throw invalidArgument('partitions', `an integer in [1, ${MAX_PARTITIONS}]`, partitions)
-    const overrides = normaliseTopicConfig(options.config)
+    return this.#createTopic(name, partitions, normaliseTopicConfig(options.config), false)
+  }
+
+  async #createTopic(name: string, partitions: number, overrides: Partial<TopicConfig>, replicated: boolean): Promise<Topic> {
+    this.#checkOpen()
     const config = resolveTopicConfig(this.#defaults, overrides)
     if (this.#topics.has(name) || this.#pending.has(name)) throw new StrandError('TOPIC_EXISTS', `topic ${name} already exists in ${this.dir}`)
     this.#pending.add(name)
     try {
       const meta: TopicMeta = { name, partitions, config: overrides, createdAt: this.#clock.now(), maxBatchBytes: config.maxMessageBytes }
+      if (replicated) meta.replicated = true
       const stage = path.join(this.dir, 'tmp', randomBytes(8).toString('hex'))
       fs.mkdirSync(stage)
       for (let i = 0; i < partitions; i++) fs.mkdirSync(path.join(stage, String(i)))
@@ -279,6 +305,11 @@ export class Log {
       throw new StrandError('UNKNOWN_TOPIC', `topic ${name} does not exist in ${this.dir}`)
     }
     return entry.topic
+  }
+
+  /** This log's membership in a cluster, or null when it was opened without `replication`. */
+  get cluster(): ReplicaManager | null {
+    return this.#cluster
   }
 
   /** Changes a topic's overrides on the live log (merged into the existing ones) and persists them. */
@@ -355,7 +386,10 @@ export class Log {
       if (this.#reserving === null) this.#reserving = this.#reserveProducerIds().finally(() => { this.#reserving = null })
       await this.#reserving
     }
-    return this.#nextProducerId++
+    const n = this.#nextProducerId++
+    // In a cluster, ids are striped by node: two nodes never hand out the same id, so a
+    // partition whose leadership moves cannot take one node's producer for another's.
+    return this.#cluster === null ? n : n * PRODUCER_ID_STRIDE + this.#cluster.nodeId
   }
 
   /** Moves the durable high-water mark of producer ids one block up, then hands out the block. */
@@ -368,7 +402,8 @@ export class Log {
       // again (the partition would take the new producer for the old one).
       let seen = -1
       for (const { topic } of this.#topics.values()) for (const p of topic.partitions) seen = Math.max(seen, p.maxProducerId)
-      this.#nextProducerId = this.#producerIdLimit = Math.max(payload === null ? 0 : readInt64BE(payload, 0), seen + 1)
+      const next = this.#cluster === null ? seen + 1 : Math.floor(seen / PRODUCER_ID_STRIDE) + 1
+      this.#nextProducerId = this.#producerIdLimit = Math.max(payload === null ? 0 : readInt64BE(payload, 0), next)
     }
     const limit = this.#producerIdLimit + PRODUCER_ID_BLOCK
     const payload = Buffer.alloc(8)
@@ -413,6 +448,10 @@ export class Log {
         await this.#coordinator.offsets.idle()
         this.#coordinator.close()
       }
+      // After the clients (a producer's acks='all' sends need followers to fetch), before the
+      // partitions: no fetch may read a closing partition.
+      // (Only awaited when there is one: see above.)
+      if (this.#cluster !== null) await this.#cluster.close()
       const all = [...this.#topics.values()].flatMap((e) => e.topic.partitions)
       const results = await Promise.allSettled(all.map((p) => p.close()))
       const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined

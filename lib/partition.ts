@@ -15,17 +15,23 @@
  * - `syncedOffset`: every offset below it is on disk. It never passes `logEndOffset`.
  * - After an I/O error that leaves the files in doubt, the partition refuses writes
  *   (PARTITION_FAILED) until the Log is reopened; reads keep working.
+ * - Replication (docs/replication.md) gives a partition a `role`. Without one, the high
+ *   watermark is the log end offset. With one, `highWatermark ≤ logEndOffset`, it never moves
+ *   backwards except by truncation, readers see only what is below it (unless they ask for
+ *   the log), only a leader takes appends, and every leader epoch stamped on a batch in the
+ *   log is in the durable leader-epoch checkpoint before the batch is written.
  */
 import fs from 'node:fs'
 import path from 'node:path'
 import PQueue from 'p-queue'
 import { StrandError, closed, corrupt, invalidArgument } from './errors.js'
-import { BatchEncoder, type Record, type RecordBatch, type RecordInput, batchMaxTimestamp, setBatchBaseOffset } from './codec/record-batch.js'
+import { BatchEncoder, type Record, RecordBatch, type RecordInput, batchBaseOffset, batchLastOffset, batchLeaderEpoch, batchMaxTimestamp, batchSize, checkBatch, setBatchBaseOffset } from './codec/record-batch.js'
 import type { TopicConfig } from './config.js'
 import { Segment, type SegmentConfig } from './segment.js'
 import { encodeFrame, readFrame, renameSync, syncDirectory, writeFrame } from './io/files.js'
 import { readInt64BE, writeInt64BE } from './codec/int64.js'
 import { ProducerState } from './producer-state.js'
+import { type EpochEndOffset, LeaderEpochCache } from './leader-epoch-cache.js'
 
 export interface Clock { now(): number }
 export const systemClock: Clock = Object.freeze({ now: () => Date.now() })
@@ -44,8 +50,32 @@ export interface ProducerBatchId {
   sequence: number
 }
 
+/**
+ * A partition's place in a cluster, set by the replication layer (lib/replication). A leader
+ * takes appends and stamps its epoch on them; a follower takes only fetched batches.
+ * `leaderEpoch` -1 with `follower` means "no leader known": a replicated partition before
+ * the controller has spoken, or one this node does not replicate.
+ */
+export interface ReplicaRole {
+  readonly kind: 'leader' | 'follower'
+  readonly leaderEpoch: number
+  /** The leader's in-sync replicas, itself included (acks='all' needs `minInsyncReplicas` of them). */
+  readonly isrSize: number
+  /** The fewest in-sync replicas an acks='all' append accepts. */
+  readonly minInsyncReplicas: number
+}
+
 export interface AppendOptions {
-  /** Leader epoch stamped into the batch (replication). @default -1 */
+  /**
+   * When the promise resolves: 1 (the default) as the flush policy says; 'all' also waits for
+   * the high watermark to pass the batch (every in-sync replica has it), and is refused with
+   * NOT_ENOUGH_REPLICAS, writing nothing, when fewer than `minInsyncReplicas` are in sync.
+   * Without replication the two are the same.
+   */
+  acks?: 1 | 'all'
+  /** acks='all' only: reject with REQUEST_TIMED_OUT if the batch is not committed within this. @default 30000 */
+  ackTimeoutMs?: number
+  /** Leader epoch stamped into the batch when the partition has no role. @default -1 */
   leaderEpoch?: number
   /** Makes the append idempotent: a retry of a batch already written returns its offsets. */
   producer?: ProducerBatchId
@@ -59,6 +89,11 @@ export interface ReadOptions {
   maxBytes?: number
   /** Verify each batch's checksum and offsets before returning it. @default true */
   verify?: boolean
+  /**
+   * 'committed' (the default) reads only below the high watermark, as consumers must; 'log'
+   * reads to the log end offset, as followers fetching from a leader do.
+   */
+  isolation?: 'committed' | 'log'
 }
 
 /** What a read returns: whole batches (the first may start before the requested offset). */
@@ -92,6 +127,9 @@ export interface RecoveryEvent {
 
 const CHECKPOINT_FILE = 'checkpoint'
 const PRODUCER_SNAPSHOT_FILE = 'producer-state'
+const EPOCH_FILE = 'leader-epoch-checkpoint'
+const HW_FILE = 'high-watermark'
+const DEFAULT_ACK_TIMEOUT_MS = 30_000
 const SEGMENT_NAME = /^(\d{20})\.(log|index|timeindex)$/
 const INT32_MAX = 0x7fffffff
 const DEFAULT_MAX_BYTES = 1024 * 1024
@@ -102,9 +140,15 @@ export interface PreparedBatch {
   readonly bytes: Buffer
   readonly count: number
   readonly producer: ProducerBatchId | null
+  readonly acks: 1 | 'all'
+  readonly ackTimeoutMs: number
 }
 
 interface SyncWaiter { offset: number, resolve: () => void, reject: (err: Error) => void }
+interface CommitWaiter { offset: number, deadline: number, resolve: () => void, reject: (err: Error) => void }
+
+/** The role of a replicated partition before the controller has named a leader. */
+export const NO_LEADER_ROLE: ReplicaRole = Object.freeze({ kind: 'follower', leaderEpoch: -1, isrSize: 0, minInsyncReplicas: 1 })
 
 export class Partition {
   readonly topic: string
@@ -137,6 +181,12 @@ export class Partition {
   #queue = new PQueue({ concurrency: 1 })
   #failed: StrandError | null = null
   #closing: Promise<void> | null = null
+  #role: ReplicaRole | null = null
+  #highWatermark = 0
+  /** acks='all' appends waiting for the high watermark, in offset order. */
+  #commitWaiters: CommitWaiter[] = []
+  #commitTimer: NodeJS.Timeout | null = null
+  #epochs = new LeaderEpochCache()
 
   private constructor(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock, batchLimit: number) {
     this.dir = dir
@@ -154,10 +204,11 @@ export class Partition {
    * `batchLimit` is the largest `maxMessageBytes` the topic ever had: the bound on batch
    * lengths that reads and recovery believe.
    */
-  static async open(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock, clean: boolean, batchLimit = config.maxMessageBytes): Promise<Partition> {
+  static async open(dir: string, topic: string, id: number, config: TopicConfig, clock: Clock, clean: boolean, batchLimit = config.maxMessageBytes, replicated = false): Promise<Partition> {
     fs.mkdirSync(dir, { recursive: true })
     const p = new Partition(dir, topic, id, config, clock, batchLimit)
     await p.#load(clean)
+    if (replicated) p.#loadReplicationState()
     p.#startFlushTimer()
     return p
   }
@@ -165,6 +216,15 @@ export class Partition {
   get logStartOffset(): number { return this.#logStartOffset }
   /** LEO: the offset the next appended record will get. */
   get logEndOffset(): number { return this.#segments[this.#segments.length - 1].nextOffset }
+  /**
+   * Every offset below it is committed: on every in-sync replica. Readers (consumers) see
+   * only what is below it. Without replication it is the log end offset.
+   */
+  get highWatermark(): number { return this.#role === null ? this.logEndOffset : this.#highWatermark }
+  /** The role replication gave this partition, or null when it is not replicated. */
+  get role(): ReplicaRole | null { return this.#role }
+  /** The newest leader epoch in this log (-1 when none): a follower's "last fetched epoch". */
+  get latestEpoch(): number { return this.#epochs.latestEpoch }
   /** Every offset below this is fdatasync'ed. */
   get syncedOffset(): number { return this.#syncedOffset }
   get recoveryPoint(): number { return this.#recoveryPoint }
@@ -220,8 +280,14 @@ export class Partition {
    */
   prepare(records: readonly RecordInput[], options?: AppendOptions): PreparedBatch {
     this.#checkWritable()
-    const leaderEpoch = options?.leaderEpoch ?? -1
+    this.#checkLeader()
+    let leaderEpoch = options?.leaderEpoch ?? -1
     if (!Number.isInteger(leaderEpoch) || leaderEpoch < -1 || leaderEpoch > INT32_MAX) throw invalidArgument('leaderEpoch', 'an integer in [-1, 2^31-1]', leaderEpoch)
+    if (this.#role !== null) leaderEpoch = this.#role.leaderEpoch
+    const acks = options?.acks ?? 1
+    if (acks !== 1 && acks !== 'all') throw invalidArgument('acks', "1 or 'all'", acks)
+    const ackTimeoutMs = options?.ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS
+    if (!Number.isSafeInteger(ackTimeoutMs) || ackTimeoutMs < 0) throw invalidArgument('ackTimeoutMs', 'a safe integer >= 0', ackTimeoutMs)
     const producer = options?.producer ?? null
     if (producer !== null) checkProducer(producer)
     const bytes = this.#encoder.encode(records, {
@@ -235,17 +301,25 @@ export class Partition {
     if (bytes.length > this.#config.maxMessageBytes) {
       throw new StrandError('RECORD_TOO_LARGE', `${this.topic}/${this.id}: batch of ${records.length} records is ${bytes.length} bytes, more than maxMessageBytes ${this.#config.maxMessageBytes}`)
     }
-    return { partition: this, bytes, count: records.length, producer }
+    return { partition: this, bytes, count: records.length, producer, acks, ackTimeoutMs }
   }
 
   /** Second half: assigns offsets, writes, and returns the flush policy's promise. */
   commit(prepared: PreparedBatch): Promise<AppendResult> {
     if (prepared.partition !== this) throw invalidArgument('prepared', `a batch prepared by ${this.topic}/${this.id}`, prepared)
     this.#checkWritable()
+    this.#checkLeader()
+    const role = this.#role
+    // A leader that lost its epoch between prepare and commit must not write the old stamp.
+    if (role !== null && batchLeaderEpoch(prepared.bytes, 0) !== role.leaderEpoch) throw new StrandError('FENCED_LEADER_EPOCH', `${this.topic}/${this.id}: the batch was prepared in leader epoch ${batchLeaderEpoch(prepared.bytes, 0)}, the partition is now in ${role.leaderEpoch}`)
+    const replicated = prepared.acks === 'all' && role !== null
+    if (replicated && role.isrSize < role.minInsyncReplicas) {
+      throw new StrandError('NOT_ENOUGH_REPLICAS', `${this.topic}/${this.id}: ${role.isrSize} in-sync replicas, fewer than minInsyncReplicas ${role.minInsyncReplicas}`)
+    }
     const producer = prepared.producer
     if (producer !== null) {
       const dup = this.#producers.check(`${this.topic}/${this.id}`, producer.id, producer.epoch, producer.sequence, prepared.count)
-      if (dup !== null) return this.#ackDuplicate(dup.baseOffset, dup.lastOffset)
+      if (dup !== null) return this.#ackDuplicate(dup.baseOffset, dup.lastOffset, replicated, prepared.ackTimeoutMs)
     }
     const baseOffset = this.logEndOffset
     const lastOffset = baseOffset + prepared.count - 1
@@ -266,6 +340,15 @@ export class Partition {
     if (this.#appendListeners.size > 0) for (const fn of this.#appendListeners) fn(this)
     const result: AppendResult = { baseOffset, lastOffset }
     const flush = this.#config.flush
+    if (replicated) {
+      const committed = this.#waitForCommit(lastOffset, prepared.ackTimeoutMs)
+      if (flush === 'always') return Promise.all([this.#waitForSync(lastOffset), committed]).then(() => result)
+      if (flush !== 'os' && flush.messages !== undefined) {
+        this.#messagesSinceSync += prepared.count
+        if (this.#messagesSinceSync >= flush.messages) this.#scheduleSync()
+      }
+      return committed.then(() => result)
+    }
     if (flush === 'always') return this.#waitForSync(lastOffset).then(() => result)
     if (flush !== 'os' && flush.messages !== undefined) {
       this.#messagesSinceSync += prepared.count
@@ -275,10 +358,12 @@ export class Partition {
   }
 
   /** A retry's answer: the original offsets, once they are as durable as the policy promises. */
-  #ackDuplicate(baseOffset: number, lastOffset: number): Promise<AppendResult> {
+  #ackDuplicate(baseOffset: number, lastOffset: number, replicated: boolean, ackTimeoutMs: number): Promise<AppendResult> {
     const result: AppendResult = { baseOffset, lastOffset, duplicate: true }
-    if (this.#config.flush === 'always' && lastOffset >= this.#syncedOffset) return this.#waitForSync(lastOffset).then(() => result)
-    return Promise.resolve(result)
+    const waits: Promise<void>[] = []
+    if (this.#config.flush === 'always' && lastOffset >= this.#syncedOffset) waits.push(this.#waitForSync(lastOffset))
+    if (replicated && lastOffset >= this.#highWatermark) waits.push(this.#waitForCommit(lastOffset, ackTimeoutMs))
+    return waits.length === 0 ? Promise.resolve(result) : Promise.all(waits).then(() => result)
   }
 
   /** Registers `fn` to run after every append (consumers tailing the partition). */
@@ -293,6 +378,13 @@ export class Partition {
   #checkWritable(): void {
     if (this.#closing !== null) throw closed(`partition ${this.topic}/${this.id}`)
     if (this.#failed !== null) throw new StrandError('PARTITION_FAILED', `partition ${this.topic}/${this.id} refuses writes after an earlier error; reopen the log: ${this.#failed.message}`, { cause: this.#failed })
+  }
+
+  #checkLeader(): void {
+    const role = this.#role
+    if (role !== null && role.kind !== 'leader') {
+      throw new StrandError('NOT_LEADER', `${this.topic}/${this.id}: this node is a follower${role.leaderEpoch < 0 ? ' with no leader known' : ` in leader epoch ${role.leaderEpoch}`}; append on the leader`)
+    }
   }
 
   #active(): Segment {
@@ -464,6 +556,266 @@ export class Partition {
     }
   }
 
+  // --- replication ----------------------------------------------------------------------
+
+  /**
+   * Gives the partition its role (lib/replication decides which). Becoming leader of a new
+   * epoch records the epoch's start offset durably before the first append can carry it.
+   * Leaving the leadership fails acks='all' appends still waiting with NOT_LEADER: whether
+   * their batches survive is up to the next leader's log.
+   */
+  async setRole(role: ReplicaRole): Promise<void> {
+    this.#checkWritable()
+    if (role.kind === 'leader') {
+      if (!Number.isInteger(role.leaderEpoch) || role.leaderEpoch < 0 || role.leaderEpoch > INT32_MAX) throw invalidArgument('role.leaderEpoch', 'an integer in [0, 2^31-1]', role.leaderEpoch)
+      if (role.leaderEpoch > this.#epochs.latestEpoch) {
+        // Not a leader of anything while the checkpoint is written: appends are refused.
+        if (this.#role !== null && this.#role.kind === 'leader') this.#role = { ...this.#role, kind: 'follower' }
+        this.#failCommitWaiters(new StrandError('NOT_LEADER', `${this.topic}/${this.id}: leadership moved to epoch ${role.leaderEpoch}`))
+        this.#epochs.assign(role.leaderEpoch, this.logEndOffset)
+        await this.#enqueue(() => this.#writeEpochs())
+        this.#checkWritable()
+      }
+    } else if (this.#commitWaiters.length > 0) {
+      this.#failCommitWaiters(new StrandError('NOT_LEADER', `${this.topic}/${this.id}: no longer the leader (now a follower in epoch ${role.leaderEpoch})`))
+    }
+    if (this.#role === null) this.#highWatermark = Math.min(this.#highWatermark, this.logEndOffset)
+    this.#role = Object.freeze({ ...role })
+    this.#releaseCommitWaiters()
+  }
+
+  /** Where `epoch` ends in this log (offsets-for-leader-epoch); see LeaderEpochCache.endOffsetFor. */
+  endOffsetForEpoch(epoch: number): EpochEndOffset {
+    return this.#epochs.endOffsetFor(epoch, this.logEndOffset)
+  }
+
+  /**
+   * Moves the high watermark forward to `offset` (capped at the log end offset; never back).
+   * Resolves acks='all' appends it passes and wakes readers.
+   */
+  advanceHighWatermark(offset: number): void {
+    if (this.#role === null) return
+    const hw = Math.min(offset, this.logEndOffset)
+    if (hw <= this.#highWatermark) return
+    this.#highWatermark = hw
+    this.#releaseCommitWaiters()
+    if (this.#appendListeners.size > 0) for (const fn of this.#appendListeners) fn(this)
+  }
+
+  #waitForCommit(offset: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#commitWaiters.push({ offset, deadline: this.#clock.now() + timeoutMs, resolve, reject })
+      this.#armCommitTimer()
+    })
+  }
+
+  #releaseCommitWaiters(): void {
+    const w = this.#commitWaiters
+    const role = this.#role
+    let i = 0
+    while (i < w.length && w[i].offset < this.#highWatermark) {
+      // Committed, but by fewer replicas than promised: the ISR shrank while it waited.
+      if (role !== null && role.isrSize < role.minInsyncReplicas) {
+        w[i++].reject(new StrandError('NOT_ENOUGH_REPLICAS_AFTER_APPEND', `${this.topic}/${this.id}: offset ${w[i - 1].offset} was committed by ${role.isrSize} in-sync replicas, fewer than minInsyncReplicas ${role.minInsyncReplicas}`))
+      } else {
+        w[i++].resolve()
+      }
+    }
+    if (i > 0) w.splice(0, i)
+    if (w.length === 0 && this.#commitTimer !== null) {
+      clearTimeout(this.#commitTimer)
+      this.#commitTimer = null
+    }
+  }
+
+  /** One timer for all waiters, armed for the oldest one's deadline (they are in offset order, so nearly in deadline order). */
+  #armCommitTimer(): void {
+    if (this.#commitTimer !== null || this.#commitWaiters.length === 0) return
+    const wait = Math.max(0, this.#commitWaiters[0].deadline - this.#clock.now())
+    this.#commitTimer = setTimeout(() => {
+      this.#commitTimer = null
+      const now = this.#clock.now()
+      const expired = this.#commitWaiters.filter((w) => w.deadline <= now)
+      if (expired.length > 0) {
+        this.#commitWaiters = this.#commitWaiters.filter((w) => w.deadline > now)
+        for (const w of expired) w.reject(new StrandError('REQUEST_TIMED_OUT', `${this.topic}/${this.id}: offset ${w.offset} was not committed in time (high watermark ${this.#highWatermark})`))
+      }
+      this.#armCommitTimer()
+    }, Math.min(wait, 1000) + 1)
+    this.#commitTimer.unref()
+  }
+
+  #failCommitWaiters(err: StrandError): void {
+    const w = this.#commitWaiters.splice(0)
+    for (const x of w) x.reject(err)
+    if (this.#commitTimer !== null) clearTimeout(this.#commitTimer)
+    this.#commitTimer = null
+  }
+
+  /**
+   * A follower's append: whole batches fetched from the leader, written with the offsets,
+   * epochs and producer ids they carry. Each is checked (checksum, magic, lengths) and must
+   * continue the log exactly; a bad one rejects with CORRUPT and nothing after it is written.
+   * A new leader epoch is recorded durably before its first batch. Resolves as the flush
+   * policy says (`'always'`: once the batches are fdatasync'ed).
+   */
+  async appendReplicated(records: Buffer): Promise<AppendResult | null> {
+    this.#checkWritable()
+    if (this.#role === null || this.#role.kind !== 'follower') throw new StrandError('NOT_LEADER', `${this.topic}/${this.id}: only a follower appends fetched batches`)
+    const maxBatch = this.#segConfig.maxMessageBytes + 64
+    // Check every batch first: a bad one anywhere writes nothing.
+    let epochChange = -1
+    let expected = this.logEndOffset
+    let first = -1
+    for (let pos = 0; pos < records.length;) {
+      const why = checkBatch(records, pos, records.length, maxBatch)
+      if (why !== null) throw corrupt(`${this.topic}/${this.id} fetched batch at byte ${pos}`, why)
+      const base = batchBaseOffset(records, pos)
+      if (first < 0) {
+        first = base
+        // A log emptied to start at the leader's log start, which fell inside this batch.
+        if (base < expected && this.#active().isEmpty && this.#segments.length === 1 && batchLastOffset(records, pos) >= expected) expected = base
+      }
+      if (base !== expected) throw new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: fetched batch starts at ${base}, the log ends at ${expected}`)
+      const epoch = batchLeaderEpoch(records, pos)
+      if (epoch > this.#epochs.latestEpoch && epochChange < 0) epochChange = pos
+      expected = batchLastOffset(records, pos) + 1
+      pos += batchSize(records, pos)
+    }
+    if (first < 0) return null
+    if (first < this.logEndOffset) this.#restartAt(first, this.#logStartOffset)
+    if (epochChange >= 0) {
+      let changed = false
+      for (let pos = epochChange; pos < records.length; pos += batchSize(records, pos)) {
+        changed = this.#epochs.assign(batchLeaderEpoch(records, pos), batchBaseOffset(records, pos)) || changed
+      }
+      if (changed) await this.#enqueue(() => this.#writeEpochs())
+      this.#checkWritable()
+      if (this.logEndOffset !== first) throw new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: the log changed while the leader epochs were written`)
+    }
+    let count = 0
+    for (let pos = 0; pos < records.length;) {
+      const size = batchSize(records, pos)
+      const batch = records.subarray(pos, pos + size)
+      const base = batchBaseOffset(batch, 0)
+      const last = batchLastOffset(batch, 0)
+      this.#maybeRoll(size, last, batchMaxTimestamp(batch, 0))
+      const active = this.#active()
+      try {
+        active.append(batch)
+      } catch (err) {
+        if (active.isBroken) this.#fail(err)
+        throw err
+      }
+      const b = new RecordBatch(batch)
+      if (b.producerId >= 0) {
+        if (!this.#hasSnapshot) this.#markFirstProducer(base)
+        this.#producers.update(b.producerId, b.producerEpoch, b.baseSequence, b.count, base, b.maxTimestamp)
+      }
+      count += last - base + 1
+      pos += size
+    }
+    if (this.#appendListeners.size > 0) for (const fn of this.#appendListeners) fn(this)
+    const result: AppendResult = { baseOffset: first, lastOffset: this.logEndOffset - 1 }
+    const flush = this.#config.flush
+    if (flush === 'always') {
+      await this.#waitForSync(result.lastOffset)
+    } else if (flush !== 'os' && flush.messages !== undefined) {
+      this.#messagesSinceSync += count
+      if (this.#messagesSinceSync >= flush.messages) this.#scheduleSync()
+    }
+    return result
+  }
+
+  /**
+   * Empties the log and starts it again at `offset`: a follower so far behind that the
+   * leader's log start passed it. Resolves once durable.
+   */
+  async truncateFullyAndStartAt(offset: number): Promise<void> {
+    this.#checkWritable()
+    if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument('offset', 'a safe integer >= 0', offset)
+    this.#restartAt(offset, offset)
+    await this.#afterCut()
+  }
+
+  /** Replaces every segment with one empty segment at `base`; the log starts at `start` ≥ `base`. */
+  #restartAt(base: number, start: number): void {
+    this.#generation++
+    this.#rejectWaitersFrom(0)
+    this.#failCommitWaiters(new StrandError('NOT_LEADER', `${this.topic}/${this.id}: the log was emptied`))
+    try {
+      for (const s of this.#segments.splice(0)) this.#removeSegment(s)
+      this.#segments.push(Segment.create(this.dir, base, this.#segConfig))
+    } catch (err) {
+      this.#fail(err)
+      throw this.#failed
+    }
+    this.#logStartOffset = Math.max(base, start)
+    this.#syncedOffset = this.#recoveryPoint = base
+    // Nothing below `base` is here to read, and nothing above it yet.
+    this.#highWatermark = base
+    this.#epochs.clear()
+    this.#producers.clear()
+    this.#pendingSnapshots = []
+  }
+
+  /** The high watermark and leader epochs of a replicated partition, as of its last checkpoint. */
+  #loadReplicationState(): void {
+    this.#role = NO_LEADER_ROLE
+    const hwFile = path.join(this.dir, HW_FILE)
+    const epochFile = path.join(this.dir, EPOCH_FILE)
+    try {
+      const hw = readFrame('STHW', hwFile)
+      if (hw !== null && hw.length !== 8) throw corrupt(hwFile, `payload of ${hw.length} bytes, expected 8`)
+      this.#highWatermark = hw === null ? this.#logStartOffset : Math.max(this.#logStartOffset, Math.min(readInt64BE(hw, 0), this.logEndOffset))
+    } catch (err) {
+      if (!(err instanceof StrandError) || err.code !== 'CORRUPT') throw err
+      // Derived from the cluster: the leader sends it with every fetch. Until then, show nothing new.
+      this.recovery.push({ kind: 'checkpoint-reset', file: hwFile, detail: err.message })
+      this.#highWatermark = this.#logStartOffset
+    }
+    try {
+      const payload = readFrame('STLE', epochFile)
+      if (payload !== null) this.#epochs.load(payload, epochFile)
+    } catch (err) {
+      if (!(err instanceof StrandError) || err.code !== 'CORRUPT') throw err
+      // Without it, divergence can only be found from the start: the follower asks with no epoch
+      // and the leader's answer bounds it. Rebuild from the batches' own stamps.
+      this.recovery.push({ kind: 'checkpoint-reset', file: epochFile, detail: err.message })
+      this.#rebuildEpochs()
+    }
+    this.#epochs.truncateFromEnd(this.logEndOffset)
+    this.#epochs.truncateFromStart(this.#logStartOffset)
+  }
+
+  /** Reads every batch header to recover the leader epochs (only when the checkpoint is damaged). */
+  #rebuildEpochs(): void {
+    this.#epochs.clear()
+    let from = this.#logStartOffset
+    while (from < this.logEndOffset) {
+      const r = this.read(from, { isolation: 'log' })
+      for (const b of r.batches) this.#epochs.assign(b.leaderEpoch, Math.max(b.baseOffset, this.#logStartOffset))
+      if (r.nextOffset <= from) break
+      from = r.nextOffset
+    }
+  }
+
+  #writeEpochs(): Promise<void> {
+    return writeFrame('STLE', path.join(this.dir, EPOCH_FILE), this.#epochs.encode())
+  }
+
+  /** Writes the high watermark checkpoint (replicated partitions; the replication layer calls it periodically). */
+  checkpointHighWatermark(): Promise<void> {
+    if (this.#role === null || this.#failed !== null || this.#closing !== null) return Promise.resolve()
+    return this.#enqueue(() => this.#writeHighWatermark())
+  }
+
+  #writeHighWatermark(): Promise<void> {
+    const payload = Buffer.alloc(8)
+    writeInt64BE(payload, 0, Math.min(this.#highWatermark, this.logEndOffset))
+    return writeFrame('STHW', path.join(this.dir, HW_FILE), payload)
+  }
+
   // --- reading --------------------------------------------------------------------------
 
   /**
@@ -479,9 +831,13 @@ export class Partition {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw invalidArgument('maxBytes', 'a safe integer >= 1', maxBytes)
     const verify = options?.verify ?? true
     const out: RecordBatch[] = []
+    const end = options?.isolation === 'log' ? this.logEndOffset : this.highWatermark
+    if (offset >= end) return new ReadResult(out, offset, offset)
     for (let i = this.#segmentIndexFor(offset); i < this.#segments.length; i++) {
       if (this.#segments[i].read(offset, maxBytes, out, verify) > 0) break
     }
+    // Batches end at the high watermark (it moves in whole batches), so this cuts no batch.
+    if (end < this.logEndOffset) while (out.length > 0 && out[out.length - 1].baseOffset >= end) out.pop()
     return new ReadResult(out, offset, out.length > 0 ? out[out.length - 1].nextOffset : offset)
   }
 
@@ -544,6 +900,7 @@ export class Partition {
     // Appends waiting on records that may go are answered before anything is touched: a
     // half-done cut must never let them resolve against records appended after it.
     this.#rejectWaitersFrom(offset)
+    this.#failCommitWaiters(new StrandError('NOT_LEADER', `${this.topic}/${this.id}: truncated to ${offset} before the append was committed`))
     try {
       if (offset <= this.#segments[0].baseOffset) {
         // Remove before creating: the new segment may take the name of a removed one.
@@ -562,17 +919,28 @@ export class Partition {
     if (this.#logStartOffset > end) this.#logStartOffset = end
     if (this.#syncedOffset > end) this.#syncedOffset = end
     if (this.#recoveryPoint > end) this.#recoveryPoint = end
+    if (this.#highWatermark > end) this.#highWatermark = end
     this.#rejectWaitersFrom(end)
     this.#pendingSnapshots = []
+    this.#epochs.truncateFromEnd(end)
     this.#loadProducerState(true)
+    await this.#afterCut()
+  }
+
+  /** Makes a cut durable: the active segment, the directory, the checkpoints that describe it. */
+  async #afterCut(): Promise<void> {
     const active = this.#active()
-    const snapshot = this.#producers.snapshot(end, this.#clock.now())
+    const snapshot = this.#producers.snapshot(this.logEndOffset, this.#clock.now())
     await this.#enqueue(async () => {
       await active.sync()
       await syncDirectory(this.dir)
       await this.#writeCheckpoint()
       // The old snapshot may describe batches the cut removed: replace it.
       if (this.#hasSnapshot || this.#producers.size > 0) await this.#writeProducerSnapshot(snapshot)
+      if (this.#role !== null) {
+        await this.#writeEpochs()
+        await this.#writeHighWatermark()
+      }
     })
   }
 
@@ -583,7 +951,7 @@ export class Partition {
   async deleteRecordsBefore(offset: number): Promise<void> {
     this.#checkWritable()
     if (!Number.isSafeInteger(offset)) throw invalidArgument('offset', 'a safe integer', offset)
-    if (offset > this.logEndOffset) throw new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: cannot delete before ${offset}, past the log end offset ${this.logEndOffset}`)
+    if (offset > this.highWatermark) throw new StrandError('OFFSET_OUT_OF_RANGE', `${this.topic}/${this.id}: cannot delete before ${offset}, past the ${this.#role === null ? 'log end offset' : 'high watermark'} ${this.highWatermark}`)
     if (offset <= this.#logStartOffset) return
     await this.#advanceLogStart(offset)
   }
@@ -595,7 +963,10 @@ export class Partition {
   async enforceRetention(now = this.#clock.now()): Promise<number> {
     if (this.#closing !== null || this.#failed !== null) return 0
     const { retentionMs, retentionBytes } = this.#config
-    const sealed = this.#segments.length - 1
+    // Never past the high watermark: a replica may still need what is above it.
+    let sealed = this.#segments.length - 1
+    const hw = this.highWatermark
+    while (sealed > 0 && this.#segments[sealed - 1].nextOffset > hw) sealed--
     let byTime = 0
     if (retentionMs >= 0) {
       while (byTime < sealed && now - this.#segments[byTime].maxTimestamp > retentionMs) byTime++
@@ -613,6 +984,7 @@ export class Partition {
 
   async #advanceLogStart(offset: number): Promise<void> {
     this.#logStartOffset = Math.max(this.#logStartOffset, offset)
+    const epochsChanged = this.#epochs.truncateFromStart(this.#logStartOffset)
     const doomed: Segment[] = []
     while (this.#segments.length > 1 && this.#segments[0].nextOffset <= this.#logStartOffset) doomed.push(this.#segments.shift()!)
     // Rename now so the files are out of the partition at once; unlink after the new start
@@ -631,6 +1003,7 @@ export class Partition {
     }
     await this.#enqueue(async () => {
       await this.#writeCheckpoint()
+      if (epochsChanged && this.#role !== null) await this.#writeEpochs()
       await Promise.all(trash.map((f) => fs.promises.rm(f, { force: true })))
       if (trash.length > 0) await syncDirectory(this.dir)
     })
@@ -858,6 +1231,7 @@ export class Partition {
 
   async #close(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer)
+    this.#failCommitWaiters(closed(`partition ${this.topic}/${this.id}`))
     await this.#queue.onIdle()
     if (this.#failed === null) {
       try {
@@ -873,6 +1247,10 @@ export class Partition {
         // A log that never had idempotent producers writes no snapshot; one that did keeps it
         // current, even empty, so a clean open can trust a missing file to mean "none".
         if (this.#hasSnapshot || this.#producers.size > 0) await this.#writeProducerSnapshot(this.#producers.snapshot(this.logEndOffset, this.#clock.now()))
+        if (this.#role !== null) {
+          await this.#writeEpochs()
+          await this.#writeHighWatermark()
+        }
       } catch (err) {
         this.#fail(err)
       }

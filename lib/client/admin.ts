@@ -120,7 +120,7 @@ export class Admin {
   }
 
   fetchTopicOffsets(topic: string): PartitionOffsets[] {
-    return this.#log.topic(topic).partitions.map((p) => ({ partition: p.id, offset: p.logEndOffset, high: p.logEndOffset, low: p.logStartOffset }))
+    return this.#log.topic(topic).partitions.map((p) => ({ partition: p.id, offset: p.highWatermark, high: p.highWatermark, low: p.logStartOffset }))
   }
 
   /** Per partition, the first offset whose record timestamp is ≥ `timestamp`, or the log end offset when none is. */
@@ -165,7 +165,7 @@ export class Admin {
         const [topic, part] = key.split('\0')
         const partition = Number(part)
         const p = this.#log.hasTopic(topic) ? this.#log.topic(topic).partitions[partition] : undefined
-        const leo = p?.logEndOffset ?? -1
+        const leo = p?.highWatermark ?? -1
         offsets.push({ topic, partition, committed: v.offset, logEndOffset: leo, lag: p === undefined ? 0 : Math.max(0, leo - v.offset), metadata: v.metadata })
       }
       offsets.sort(compareTp)

@@ -452,9 +452,10 @@ export class Consumer extends EventEmitter {
       // rebalance that follows revokes it (an assigned consumer just reads nothing more).
       if (a.paused || a.revoking || p.isClosed) continue
       if (a.position < 0) this.#initPosition(a)
-      // At the end: wait. Past the end (the log was truncated) is out of range like below
-      // the start, or the consumer would wait there and later skip what fills the gap.
-      if (a.position === p.logEndOffset) continue
+      // At the end of what is committed: wait. Past the end (the log was truncated) is out of
+      // range like below the start, or the consumer would wait there and later skip what
+      // fills the gap. The high watermark is the log end offset without replication.
+      if (a.position >= p.highWatermark && a.position <= p.logEndOffset) continue
       if (a.position < p.logStartOffset || a.position > p.logEndOffset) {
         this.#reset(a, `position ${a.position} is outside [${p.logStartOffset}, ${p.logEndOffset}]`)
         if (a.position >= p.logEndOffset) continue
@@ -477,7 +478,7 @@ export class Consumer extends EventEmitter {
       }
       if (records.length === 0) continue
       budget -= records.length
-      work.push({ state: a, epoch: a.epoch, records, highWatermark: p.logEndOffset })
+      work.push({ state: a, epoch: a.epoch, records, highWatermark: p.highWatermark })
       this.#next = (start + k + 1) % n
     }
     return { work, bytes }
@@ -506,7 +507,7 @@ export class Consumer extends EventEmitter {
   #reset(a: Assigned, why: string): void {
     const policy = a.fromBeginning ? 'earliest' : this.#o.autoOffsetReset
     if (policy === 'none') throw new StrandError('NO_OFFSET', `${a.topic}/${a.partition.id}: ${why}, and autoOffsetReset is 'none'`)
-    a.position = a.consumed = policy === 'earliest' ? a.partition.logStartOffset : a.partition.logEndOffset
+    a.position = a.consumed = policy === 'earliest' ? a.partition.logStartOffset : a.partition.highWatermark
   }
 
   #waitForAppend(ms: number): Promise<void> {
@@ -683,12 +684,12 @@ export class Consumer extends EventEmitter {
     return coordinator.committed(this.#groupId, topic, partition)?.offset ?? null
   }
 
-  /** Per assigned partition: LEO − committed offset. */
+  /** Per assigned partition: high watermark (the log end offset without replication) − committed offset. */
   async lag(): Promise<PartitionLag[]> {
     const out: PartitionLag[] = []
     for (const a of this.#assigned.values()) {
       const committed = await this.committed(a.topic, a.partition.id)
-      const leo = a.partition.logEndOffset
+      const leo = a.partition.highWatermark
       out.push({ topic: a.topic, partition: a.partition.id, logEndOffset: leo, committed, lag: committed === null ? null : leo - committed })
     }
     return out

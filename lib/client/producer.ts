@@ -60,7 +60,7 @@ export interface ProducerOptions {
   bufferMemory?: number
   /** How long `send` waits for buffer space before failing with BUFFER_FULL: 0 fails at once, -1 (or Infinity) waits without limit (max.block.ms). @default 60000 */
   maxBlockMs?: number
-  /** 0: resolve once accepted into the buffer; 1: once the partition has it under its flush policy; 'all' (or -1): the same as 1 without replication. @default 'all' */
+  /** 0: resolve once accepted into the buffer; 1: once the partition has it under its flush policy; 'all' (or -1): also once every in-sync replica has it (the high watermark passed it; the same as 1 without replication). @default 'all' */
   acks?: Acks
   /** Stamp batches with a producer id and sequences so that retries cannot duplicate (enable.idempotence). @default true */
   idempotent?: boolean
@@ -111,6 +111,8 @@ interface Batch {
   createdAt: number
   sequence: number
   attempts: number
+  /** Some send in the batch asked for acks='all': the batch waits for the high watermark. */
+  acksAll: boolean
 }
 
 interface PartitionQueue {
@@ -317,10 +319,11 @@ export class Producer {
         q.open = b = null
         this.#drain(q)
       }
-      if (b === null) b = q.open = { records: [], sends: [], slots: [], bytes: 0, createdAt: now, sequence: -1, attempts: 0 }
+      if (b === null) b = q.open = { records: [], sends: [], slots: [], bytes: 0, createdAt: now, sequence: -1, attempts: 0, acksAll: false }
       // acks=0 resolves with these now; other sends get theirs once the batch is written (#complete).
       if (pending.acks === 0) pending.results[i] = { topic: q.topic.name, partition: q.partition.id, offset: -1 }
       b.records.push(messages[i])
+      if (pending.acks === 'all' || pending.acks === -1) b.acksAll = true
       b.sends.push(pending)
       b.slots.push(i)
       b.bytes += sizes[i]
@@ -383,7 +386,7 @@ export class Producer {
       try {
         if (b.sequence < 0) b.sequence = q.sequence
         const producer = this.#producerId >= 0 ? { id: this.#producerId, epoch: 0, sequence: b.sequence } : undefined
-        ack = q.partition.commit(q.partition.prepare(b.records, { producer }))
+        ack = q.partition.commit(q.partition.prepare(b.records, { producer, acks: b.acksAll ? 'all' : 1 }))
       } catch (err) {
         if (isRetriable(err) && b.attempts < this.#options.retries) {
           b.attempts++

@@ -92,7 +92,7 @@ const FRAME_VERSION = 1
 /** Framed files are checkpoints and metadata: anything larger is corruption, not data. */
 const MAX_FRAME_PAYLOAD = 1024 * 1024
 
-export type FrameKind = 'STCP' | 'STTM' | 'STPS' | 'STPI'
+export type FrameKind = 'STCP' | 'STTM' | 'STPS' | 'STPI' | 'STLE' | 'STHW'
 
 export function encodeFrame(kind: FrameKind, payload: Uint8Array): Buffer {
   const out = Buffer.alloc(FRAME_HEADER + payload.length)
