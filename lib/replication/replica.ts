@@ -59,6 +59,8 @@ export class Replica {
   #epochStart = 0
   // Follower
   #fetching: Promise<void> | null = null
+  /** What the fetch loop is doing to the log now (truncating, appending): a new role waits for it, not for a fetch in flight. */
+  #processing: Promise<void> | null = null
   #stopped = false
   /** Fetches held until something is appended (or the HW moves), woken by the append listener. */
   #parked = new Set<() => void>()
@@ -103,7 +105,7 @@ export class Replica {
     this.partition.removeAppendListener(this.#listener)
     this.#wakeParked()
     await this.#transition.catch(() => {})
-    await this.#fetching?.catch(() => {})
+    await this.#processing?.catch(() => {})
   }
 
   // --- leader -------------------------------------------------------------------------
@@ -176,8 +178,7 @@ export class Replica {
     f.leo = offset
     // Rejoin: caught up to HW, and to the start of this epoch (it has nothing of an older leader's it should not).
     if (!this.#isr.has(id) && !this.#joining.has(id) && offset >= this.partition.highWatermark && offset >= this.#epochStart) {
-      this.#joining.add(id)
-      this.#alterIsr([...this.#isr, id])
+      if (this.#alterIsr([...this.#isr, id])) this.#joining.add(id)
     }
     this.#maybeAdvanceHw()
   }
@@ -209,10 +210,10 @@ export class Replica {
     if (lagging.length > 0) this.#alterIsr([...this.#isr].filter((n) => !lagging.includes(n)))
   }
 
-  /** Asks the controller for a new ISR; one request at a time, adopted only once accepted. */
-  #alterIsr(isr: NodeId[]): void {
+  /** Asks the controller for a new ISR; one request at a time, adopted only once accepted. Returns whether it asked. */
+  #alterIsr(isr: NodeId[]): boolean {
     const state = this.#state
-    if (state === null || this.#altering) return
+    if (state === null || this.#altering) return false
     this.#altering = true
     const p = this.partition
     this.#s.controller.alterIsr({ nodeId: this.#s.nodeId, incarnation: this.#s.incarnation, topic: p.topic, partition: p.id, leaderEpoch: state.leaderEpoch, partitionEpoch: state.partitionEpoch, isr })
@@ -221,6 +222,7 @@ export class Replica {
         for (const n of isr) this.#joining.delete(n)
       })
       .finally(() => { this.#altering = false })
+    return true
   }
 
   #onAppend(): void {
@@ -259,10 +261,13 @@ export class Replica {
     if (fetch && !this.#stopped) this.#fetching = this.#follow(state)
   }
 
+  /**
+   * Ends the fetch loop. Waits for what it is doing to the log, not for its fetch in flight:
+   * a fetch to a dead leader may take its whole timeout, and failover must not.
+   */
   async #stopFetching(): Promise<void> {
-    const f = this.#fetching
     this.#fetching = null
-    await f?.catch(() => {})
+    await this.#processing?.catch(() => {})
   }
 
   #isCurrent(state: PartitionState): boolean {
@@ -290,13 +295,16 @@ export class Replica {
         continue
       }
       if (!this.#isCurrent(state) || p.logEndOffset !== request.fetchOffset) continue
+      const processing = this.#processing = this.#onFetched(request, res)
       try {
-        await this.#onFetched(request, res)
+        await processing
       } catch (err) {
         if (p.isClosed) return
         // A batch that failed its checks, or a write error: back off; a failed partition stops here.
         if (err instanceof StrandError && err.code === 'PARTITION_FAILED') return
         await sleep(s.fetchBackoffMs)
+      } finally {
+        if (this.#processing === processing) this.#processing = null
       }
     }
   }
