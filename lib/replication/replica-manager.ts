@@ -128,19 +128,26 @@ export class ReplicaManager {
     return states
   }
 
-  /** Resolves once `ready()` holds after some applied cluster state; REQUEST_TIMED_OUT after `timeoutMs`. */
+  /**
+   * Resolves once `ready()` holds, checked after each cluster state this node applies and
+   * every 10 ms (for conditions on logs, such as a high watermark); REQUEST_TIMED_OUT after
+   * `timeoutMs`.
+   */
   waitFor(ready: () => boolean, timeoutMs: number): Promise<void> {
     if (ready()) return Promise.resolve()
     return new Promise((resolve, reject) => {
       const check = (): void => {
         if (!ready()) return
         clearTimeout(timer)
+        clearInterval(poll)
         this.#applied.delete(check)
         resolve()
       }
+      const poll = setInterval(check, 10)
       const timer = setTimeout(() => {
+        clearInterval(poll)
         this.#applied.delete(check)
-        reject(new StrandError('REQUEST_TIMED_OUT', `node ${this.nodeId}: the cluster state did not arrive within ${timeoutMs} ms`))
+        reject(new StrandError('REQUEST_TIMED_OUT', `node ${this.nodeId}: the condition did not hold within ${timeoutMs} ms`))
       }, timeoutMs)
       this.#applied.add(check)
     })
