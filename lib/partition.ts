@@ -605,6 +605,9 @@ export class Partition {
   #waitForCommit(offset: number, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#commitWaiters.push({ offset, deadline: this.#clock.now() + timeoutMs, resolve, reject })
+      // The append listeners ran before this waiter existed and may already have moved the
+      // high watermark past it (a leader whose ISR is itself alone).
+      this.#releaseCommitWaiters()
       this.#armCommitTimer()
     })
   }
