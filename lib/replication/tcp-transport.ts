@@ -101,6 +101,8 @@ const PROTOCOL = 'strand'
 const VERSION = 1
 /** An error frame's message is cut to this, so that it fits the smallest allowed `maxFrameBytes`. */
 const MAX_ERROR_MESSAGE = 1000
+/** A read into a fresh buffer asks for this much (Node's own read size). */
+const READ_CHUNK_BYTES = 64 * 1024
 /** So small that a hello or an error frame always fits. */
 const MIN_FRAME_BYTES = 4096
 /** Largest `setTimeout` delay Node honours. */
@@ -403,19 +405,24 @@ export class TcpTransport implements Transport {
   }
 
   #connect(peer: Peer, address: PeerAddress): void {
-    const socket = net.connect({ host: address.host, port: address.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS })
+    // Answers are read straight into the frame being assembled (see FrameReader.target).
+    const reader = new FrameReader((body) => this.#onAnswer(conn, body))
+    const onread = {
+      buffer: () => reader.target(),
+      callback: (n: number, buf: Uint8Array): boolean => {
+        const problem = reader.received(buf as Buffer, n)
+        if (problem !== null) this.#lost(conn, `malformed frame: ${problem}`)
+        return true
+      },
+    }
+    const socket = net.connect({ host: address.host, port: address.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: KEEPALIVE_MS, onread })
     const conn: Outgoing = {
       peer, socket, address: formatAddress(address), ready: false, dead: false,
-      calls: new Map(), slots: 0, nextId: 1, timer: undefined,
-      reader: new FrameReader((body) => this.#onAnswer(conn, body)),
+      calls: new Map(), slots: 0, nextId: 1, timer: undefined, reader,
     }
     peer.conn = conn
     conn.timer = setTimeout(() => this.#lost(conn, `no hello within ${this.#settings.connectTimeoutMs} ms (connectTimeoutMs)`), this.#settings.connectTimeoutMs)
     socket.on('connect', () => socket.write(this.#hello))
-    socket.on('data', (chunk: Buffer) => {
-      const problem = conn.reader.push(chunk)
-      if (problem !== null) this.#lost(conn, `malformed frame: ${problem}`)
-    })
     socket.on('error', (err) => this.#lost(conn, err.message))
     socket.on('close', () => this.#lost(conn, conn.ready ? 'connection lost' : 'connection closed before hello'))
   }
@@ -664,8 +671,11 @@ export class TcpTransport implements Transport {
 /**
  * Splits a byte stream into frame bodies (everything after `length`). A frame inside one chunk
  * is handed on as a slice of it (its records keep that chunk, at most 64 KiB, alive while
- * they are referenced); one that spans chunks is copied once, into a Buffer of its exact size
- * allocated when its length is known, which is the case for every large fetch answer.
+ * they are referenced); one that spans chunks goes into a Buffer of its exact size allocated
+ * when its length is known, which is the case for every large fetch answer. `push` copies a
+ * chunk's bytes into it; a socket that reads through `target`/`received` (node:net's `onread`,
+ * as outgoing connections do) has the kernel write the rest of the frame there directly, so
+ * a fetch answer is not copied once more in this process.
  */
 class FrameReader {
   /** Largest frame accepted now: MIN_FRAME_BYTES until the hello arrives, then `maxFrameBytes`. */
@@ -675,10 +685,35 @@ class FrameReader {
   #prefixFilled = 0
   #partial: Buffer | null = null
   #filled = 0
+  /** The last buffer `target` handed out, and whether it is the rest of `#partial`. */
+  #target: Buffer | null = null
+  #targetIsPartial = false
 
   /** `onFrame` returns false when the connection is gone and the rest should be ignored. */
   constructor(onFrame: (body: Buffer) => boolean) {
     this.#onFrame = onFrame
+  }
+
+  /**
+   * Where a socket with `onread` should read next: the unfilled rest of a frame being
+   * assembled, so that a large answer lands in its own buffer without a copy, or else a new
+   * chunk (its frames are handed on as slices of it, so it is never reused).
+   */
+  target(): Buffer {
+    this.#targetIsPartial = this.#partial !== null
+    this.#target = this.#partial !== null ? this.#partial.subarray(this.#filled) : Buffer.allocUnsafe(READ_CHUNK_BYTES)
+    return this.#target
+  }
+
+  /** `n` bytes were read into `buf`, the last buffer `target` returned. */
+  received(buf: Buffer, n: number): string | null {
+    if (!this.#targetIsPartial || buf !== this.#target) return this.push(buf.subarray(0, n))
+    this.#filled += n
+    if (this.#filled < this.#partial!.length) return null
+    const body = this.#partial!
+    this.#partial = null
+    this.#onFrame(body)
+    return null
   }
 
   /** Consumes a chunk; returns what is wrong with the stream, or null. */
