@@ -898,7 +898,13 @@ export class Partition {
   async truncateTo(offset: number): Promise<void> {
     this.#checkWritable()
     if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument('offset', 'a safe integer >= 0', offset)
-    if (offset >= this.logEndOffset) return
+    if (offset >= this.logEndOffset) {
+      // Nothing to cut, but a follower may hold an epoch that starts at its log end: it led
+      // that epoch and lost it before writing. The new leader does not know that epoch, so
+      // every fetch naming it would diverge again; drop it, as Kafka's truncateTo does.
+      if (this.#role?.kind === 'follower' && this.#epochs.truncateFromEnd(this.logEndOffset)) await this.#enqueue(() => this.#writeEpochs())
+      return
+    }
     this.#generation++
     // Appends waiting on records that may go are answered before anything is touched: a
     // half-done cut must never let them resolve against records appended after it.

@@ -52,6 +52,8 @@ interface NodeEntry {
   incarnation: number
   lastSeen: number
   fenced: boolean
+  /** This incarnation said it is leaving: a heartbeat of its still in flight must not bring it back. */
+  left?: boolean
 }
 
 /**
@@ -93,6 +95,9 @@ export class InProcessController implements Controller {
     const node = this.#nodes.get(r.nodeId)
     if (node !== undefined && r.incarnation < node.incarnation) {
       throw new StrandError('STALE_STATE', `node ${r.nodeId}: incarnation ${r.incarnation} is older than ${node.incarnation}; that process was replaced`)
+    }
+    if (node !== undefined && r.incarnation === node.incarnation && node.left === true) {
+      throw new StrandError('STALE_STATE', `node ${r.nodeId}: incarnation ${r.incarnation} has shut down`)
     }
     if (node === undefined || r.incarnation > node.incarnation) {
       // A restart: whatever the old process held in memory (its ISR places) is gone.
@@ -176,8 +181,9 @@ export class InProcessController implements Controller {
   async shutdown(nodeId: NodeId, incarnation: number): Promise<void> {
     this.#checkOpen()
     const node = this.#nodes.get(nodeId)
-    if (node === undefined || node.incarnation !== incarnation || node.fenced) return
-    this.#fence(nodeId)
+    if (node === undefined || node.incarnation !== incarnation) return
+    node.left = true
+    if (!node.fenced) this.#fence(nodeId)
   }
 
   async electPreferredLeaders(): Promise<number> {
