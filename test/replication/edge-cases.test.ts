@@ -55,7 +55,7 @@ class GatedTransport implements Transport {
   }
 }
 
-type ClusterOptions = Partial<Omit<ReplicationOptions, 'nodeId' | 'transport' | 'controller'>> & { sessionTimeoutMs?: number }
+type ClusterOptions = Partial<Omit<ReplicationOptions, 'nodeId' | 'transport' | 'controller'>> & { sessionTimeoutMs?: number, uncleanLeaderElection?: boolean }
 
 class Cluster {
   readonly net = new InProcessNetwork()
@@ -67,8 +67,8 @@ class Cluster {
   readonly #options: ClusterOptions
 
   constructor(options: ClusterOptions = {}) {
-    const { sessionTimeoutMs = 1000, ...replication } = options
-    this.controller = new InProcessController({ sessionTimeoutMs })
+    const { sessionTimeoutMs = 1000, uncleanLeaderElection = false, ...replication } = options
+    this.controller = new InProcessController({ sessionTimeoutMs, uncleanLeaderElection })
     this.#options = { replicaLagTimeMaxMs: 2000, fetchMaxWaitMs: 50, fetchBackoffMs: 20, heartbeatIntervalMs: 100, requestTimeoutMs: 2000, highWatermarkCheckpointIntervalMs: 200, ...replication }
     for (const id of NODES) this.dirs.set(id, path.join(this.#root.dir, `node-${id}`))
   }
@@ -344,6 +344,88 @@ test('an old leader with a tail nobody else has truncates it when it comes back 
     assert.equal(values(back, committedEnd), values(p2, committedEnd))
     assert.equal(back.endOffsetForEpoch(0), { epoch: 0, endOffset: committedEnd }, 'epoch 0 ends where the new leader says')
     await assertIdentical(c, 'c')
+  })
+})
+
+test('a leader deposed before it wrote in its epoch follows the new leader and rejoins the ISR', async () => {
+  await withCluster({ replicaLagTimeMaxMs: 60_000 }, async (c) => {
+    for (const id of NODES) await c.start(id)
+    await c.createTopic('c2')
+    await c.partition(1, 'c2').append(recs(4, 'zero'), { acks: 'all', ackTimeoutMs: 10_000 })
+    await c.caughtUp('c2')
+    // Node 1 loses leadership (a missed session), comes back in sync, and is made leader again.
+    c.controller.fence(1)
+    await c.settled('c2')
+    await c.waitForIsr('c2', [1, 2, 3])
+    assert.is(await c.controller.electPreferredLeaders(), 1)
+    const again = await c.settled('c2')
+    assert.is(again.leader, 1)
+    assert.equal(c.partition(1, 'c2').endOffsetForEpoch(again.state.leaderEpoch), { epoch: again.state.leaderEpoch, endOffset: 4 }, 'its epoch starts at its log end')
+    // Deposed before it wrote anything in that epoch: its entry for it is in no other log.
+    c.controller.fence(1)
+    const next = await c.settled('c2')
+    assert.is(next.leader, 2)
+    await c.partition(2, 'c2').append(recs(2, 'two'), { acks: 'all', ackTimeoutMs: 10_000 })
+    // Regression: truncating to its own log end left that entry, and it asked from it forever.
+    await c.waitForIsr('c2', [1, 2, 3])
+    await c.caughtUp('c2')
+    await assertIdentical(c, 'c2')
+    assert.is(c.partition(1, 'c2').latestEpoch, next.state.leaderEpoch)
+  })
+})
+
+test('a partition whose only in-sync replica stops goes offline until that replica returns; the others then catch up', async () => {
+  await withCluster({}, async (c) => {
+    for (const id of NODES) await c.start(id)
+    await c.createTopic('o')
+    const p1 = c.partition(1, 'o')
+    await p1.append(recs(3, 'all'), { acks: 'all', ackTimeoutMs: 10_000 })
+    await c.stop(2)
+    await c.stop(3)
+    await p1.append(recs(3, 'alone'), { acks: 'all', ackTimeoutMs: 10_000 })
+    await c.stop(1)
+    const offline = await c.state('o')
+    assert.is(offline.leader, -1)
+    assert.equal(offline.isr, [1])
+    // The out-of-sync replicas come back first: no clean leader among them.
+    await c.start(2)
+    await c.start(3)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.is((await c.state('o')).leader, -1, 'still offline')
+    await expectCode(c.partition(2, 'o').append(recs(1, 'x')), 'NOT_LEADER', 'no leader to append on')
+    await c.start(1)
+    const { leader } = await c.settled('o')
+    assert.is(leader, 1)
+    await c.waitForIsr('o', [1, 2, 3])
+    await c.partition(1, 'o').append(recs(1, 'back'), { acks: 'all', ackTimeoutMs: 10_000 })
+    await c.caughtUp('o')
+    await assertIdentical(c, 'o')
+    assert.equal(values(c.partition(3, 'o')).map((v) => v.split(':')[0]), ['all', 'all', 'all', 'alone', 'alone', 'alone', 'back'])
+  })
+})
+
+test('after an unclean election the old leader gives up what only it had and follows the new leader', async () => {
+  await withCluster({ uncleanLeaderElection: true }, async (c) => {
+    for (const id of NODES) await c.start(id)
+    await c.createTopic('u')
+    const p1 = c.partition(1, 'u')
+    await p1.append(recs(3, 'shared'), { acks: 'all', ackTimeoutMs: 10_000 })
+    await c.caughtUp('u')
+    await c.stop(2)
+    await c.stop(3)
+    await p1.append(recs(3, 'lost'), { acks: 'all', ackTimeoutMs: 10_000 })
+    await c.stop(1)
+    await c.start(2)
+    const { leader, state } = await c.settled('u')
+    assert.is(leader, 2, 'elected out of sync')
+    assert.equal(state.isr, [2])
+    await c.partition(2, 'u').append(recs(2, 'new'), { acks: 'all', ackTimeoutMs: 10_000 })
+    await c.start(1)
+    await c.start(3)
+    await c.waitForIsr('u', [1, 2, 3])
+    await c.caughtUp('u')
+    await assertIdentical(c, 'u')
+    for (const id of NODES) assert.equal(values(c.partition(id, 'u')).map((v) => v.split(':')[0]), ['shared', 'shared', 'shared', 'new', 'new'], `node ${id}`)
   })
 })
 
