@@ -14,17 +14,21 @@
  *   multi-process SIGKILL test's business.
  *
  * The main test keeps acks='all' load running on whoever leads while nodes are killed,
- * restarted, isolated and healed, with random drops, delays and duplicates throughout, and
- * then checks, once everything is healed and caught up: every acknowledged record is on
- * every replica exactly once at its offset; the replicas' batches are byte-identical; no
- * consumer ever saw a record at or above the high watermark of the moment, nor one that
- * did not survive; offsets are gap-free and no value is there twice. The seed is printed on
- * failure; STRAND_FAULT_SEED=<seed> replays its plan (not its exact timing).
+ * restarted, isolated and healed, cut off from the controller or from one peer, fenced, and
+ * moved back to their preferred leaderships, with random drops, lost answers, delays and
+ * duplicates throughout, and then checks, once everything is healed and caught up: every
+ * acknowledged record is on every replica exactly once at its offset; the replicas' batches
+ * are byte-identical; no consumer ever saw a record at or above the high watermark of the
+ * moment, nor one that did not survive; offsets are gap-free and no value is there twice.
+ * The seed is printed on failure; STRAND_FAULT_SEED=<seed> replays its plan (not its exact
+ * timing), and STRAND_FAULT_TRACE=1 prints the events beside the controller's decisions.
+ *
+ * Smaller tests then take single scenarios step by step, among them regressions for bugs the
+ * main one found.
  */
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import fs from 'node:fs'
-import path from 'node:path'
 import { Log } from '../../lib/index.js'
 import { StrandError } from '../../lib/errors.js'
 import type { Partition } from '../../lib/partition.js'
@@ -69,6 +73,8 @@ class Cluster {
   readonly faults: FaultyNetwork
   readonly controller: InProcessController
   readonly nodes = new Map<number, Node>()
+  /** replicaLagTimeMaxMs of every node. */
+  readonly lagMs: number
   #controllerTransport: Transport
   #dirs: { dir: string, cleanup: () => void }[] = []
 
@@ -78,8 +84,6 @@ class Cluster {
     this.#controllerTransport = this.faults.wrap(this.net.transport(CONTROLLER))
     this.lagMs = options.replicaLagTimeMaxMs ?? TIMING.replicaLagTimeMaxMs
   }
-
-  readonly lagMs: number
 
   async start(): Promise<void> {
     await serveController(this.controller, this.#controllerTransport)
@@ -461,64 +465,89 @@ test('acknowledged acks=all records survive kills, restarts, isolation, drops, d
       }, () => {})
     }, 20)
     tracer.unref()
-    const isolatedUntil = new Map<number, number>()
+    /** Isolations and cut links in force, with when they end. */
+    const impaired = new Map<string, { until: number, node: number, end: () => void }>()
     const note = (line: string): void => { log.push(line); trace.push(`${Date.now() - started} ms ** ${line}`) }
     const kills: Record<KillMode, number> = { clean: 0, isolated: 0, crash: 0 }
-    for (let e = 0; e < EVENTS; e++) {
-      await sleep(200 + Math.floor(schedule() * 500))
-      const now = Date.now()
-      // Heal isolations that are over, restart nodes that have been down long enough.
-      for (const [id, until] of isolatedUntil) {
-        if (now >= until) {
-          cluster.faults.heal(id)
-          isolatedUntil.delete(id)
-          note(`heal ${id}`)
-        }
-      }
-      for (const n of cluster.nodes.values()) {
-        if (n.log === null && now - n.downSince > 300 + schedule() * 700) {
-          await cluster.restart(n.id)
-          note(`restart ${n.id}`)
-        }
-      }
-      const up = NODES.filter((id) => cluster.log(id) !== null && !isolatedUntil.has(id))
-      // Mostly one node impaired at a time; sometimes two, which takes partitions offline.
-      if (up.length < 2 || (up.length === 2 && schedule() < 0.7)) {
-        note('pause')
-        continue
-      }
-      const r = schedule()
-      const mode: KillMode = (['clean', 'isolated', 'crash'] as const)[Math.floor(schedule() * 3)]
-      if (r < 0.45) {
-        const p = Math.floor(schedule() * PARTITIONS)
-        const s = await cluster.state(p)
-        if (!up.includes(s.leader)) continue
-        note(`kill leader ${s.leader} of ${p} (${mode})`)
-        kills[mode]++
-        await cluster.kill(s.leader, mode)
-      } else if (r < 0.7) {
-        const p = Math.floor(schedule() * PARTITIONS)
-        const s = await cluster.state(p)
-        const followers = up.filter((id) => id !== s.leader)
-        if (followers.length === 0) continue
-        const id = followers[Math.floor(schedule() * followers.length)]
-        note(`kill follower ${id} of ${p} (${mode})`)
-        kills[mode]++
-        await cluster.kill(id, mode)
-      } else {
-        const id = up[Math.floor(schedule() * up.length)]
-        const ms = 200 + Math.floor(schedule() * 1300)
-        note(`isolate ${id} for ${ms} ms`)
-        cluster.faults.isolate(id)
-        isolatedUntil.set(id, Date.now() + ms)
-      }
-    }
-    // Heal everything and let the cluster catch up.
-    cluster.faults.healAll()
-    for (const n of cluster.nodes.values()) if (n.log === null) await cluster.restart(n.id)
-    await load.stop()
     let records = 0
     try {
+      for (let e = 0; e < EVENTS; e++) {
+        await sleep(200 + Math.floor(schedule() * 500))
+        const now = Date.now()
+        // End isolations and cuts that are over, restart nodes that have been down long enough.
+        for (const [what, x] of impaired) {
+          if (now >= x.until) {
+            x.end()
+            impaired.delete(what)
+            note(`end ${what}`)
+          }
+        }
+        for (const n of cluster.nodes.values()) {
+          if (n.log === null && now - n.downSince > 300 + schedule() * 700) {
+            await cluster.restart(n.id)
+            note(`restart ${n.id}`)
+          }
+        }
+        const up = NODES.filter((id) => cluster.log(id) !== null && ![...impaired.values()].some((x) => x.node === id))
+        // Mostly one node impaired at a time; sometimes two, which takes partitions offline.
+        if (up.length < 2 || (up.length === 2 && schedule() < 0.7)) {
+          note('pause')
+          continue
+        }
+        const r = schedule()
+        const mode: KillMode = (['clean', 'isolated', 'crash'] as const)[Math.floor(schedule() * 3)]
+        const ms = 200 + Math.floor(schedule() * 1300)
+        const p = Math.floor(schedule() * PARTITIONS)
+        const s = await cluster.state(p)
+        const pick = (from: number[]): number => from[Math.floor(schedule() * from.length)]
+        if (r < 0.3) {
+          if (!up.includes(s.leader)) continue
+          note(`kill leader ${s.leader} of ${p} (${mode})`)
+          kills[mode]++
+          await cluster.kill(s.leader, mode)
+        } else if (r < 0.45) {
+          const followers = up.filter((id) => id !== s.leader)
+          if (followers.length === 0) continue
+          const id = pick(followers)
+          note(`kill follower ${id} of ${p} (${mode})`)
+          kills[mode]++
+          await cluster.kill(id, mode)
+        } else if (r < 0.6) {
+          const id = pick(up)
+          note(`isolate ${id} for ${ms} ms`)
+          cluster.faults.isolate(id)
+          impaired.set(`isolation of ${id}`, { until: Date.now() + ms, node: id, end: () => cluster.faults.heal(id) })
+        } else if (r < 0.72) {
+          // Cut off from the controller only: a leader keeps its followers but loses its session.
+          const id = up.includes(s.leader) && schedule() < 0.7 ? s.leader : pick(up)
+          const what = `cut ${id}-controller`
+          if (impaired.has(what)) continue
+          note(`${what} for ${ms} ms`)
+          cluster.faults.cut(id, CONTROLLER)
+          impaired.set(what, { until: Date.now() + ms, node: id, end: () => cluster.faults.restore(id, CONTROLLER) })
+        } else if (r < 0.84) {
+          // One link between two nodes: both stay in the cluster, a follower may fall out of the ISR.
+          const a = pick(NODES)
+          const b = pick(NODES.filter((n) => n !== a))
+          const what = `cut ${Math.min(a, b)}-${Math.max(a, b)}`
+          if (impaired.has(what)) continue
+          note(`${what} for ${ms} ms`)
+          cluster.faults.cut(a, b)
+          impaired.set(what, { until: Date.now() + ms, node: -1, end: () => cluster.faults.restore(a, b) })
+        } else if (r < 0.92) {
+          // Leadership moves while every node is alive: the old leader learns of it late.
+          note(`elect preferred leaders: ${await cluster.controller.electPreferredLeaders()} moved`)
+        } else {
+          // A missed session: the node is fenced, and back at its next heartbeat.
+          const id = pick(up)
+          note(`fence ${id}`)
+          cluster.controller.fence(id)
+        }
+      }
+      // Heal everything and let the cluster catch up.
+      cluster.faults.healAll()
+      for (const n of cluster.nodes.values()) if (n.log === null) await cluster.restart(n.id)
+      await load.stop()
       for (let p = 0; p < PARTITIONS; p++) await cluster.waitForConvergence(p, 20_000)
       assert.equal(load.unexpected, [], 'appends failed in unexpected ways')
       assert.equal(load.readViolations, [], 'committed reads')
@@ -532,7 +561,9 @@ test('acknowledged acks=all records survive kills, restarts, isolation, drops, d
     assert.ok(load.ackedCount > 0, 'some appends were acknowledged')
     if (process.env.STRAND_FAULT_TRACE !== undefined) console.log(trace.join('\n'))
     const f = cluster.faults.stats
-    console.log(`cluster-faults seed ${seed}: ${EVENTS} events (${log.filter((l) => l.startsWith('kill')).length} kills: ${kills.clean} clean, ${kills.isolated} isolated, ${kills.crash} crash; ${log.filter((l) => l.startsWith('isolate')).length} isolations), ` +
+    const count = (prefix: string): number => log.filter((l) => l.startsWith(prefix)).length
+    const events = log.filter((l) => !/^(pause|end|restart)/.test(l)).length
+    console.log(`cluster-faults seed ${seed}: ${events} fault events in ${EVENTS} rounds (${count('kill')} kills: ${kills.clean} clean, ${kills.isolated} isolated, ${kills.crash} crash; ${count('isolate')} isolations, ${count('cut')} cut links, ${count('elect') + count('fence')} elections or fencings; ${count('restart')} restarts), ` +
       `${load.ackedCount} records acknowledged of ${load.attempted.size} sent, ${records} in the logs, ${load.observations.length} read by consumers; ` +
       `failures ${JSON.stringify(Object.fromEntries(load.failures))}; network ${JSON.stringify(f)}`)
   })
@@ -583,6 +614,36 @@ test('a leader isolated from everyone cannot acknowledge acks=all writes, and it
     cluster.faults.heal(1)
     await cluster.waitForConvergence(0, 10_000)
     assert.is(old.role?.kind, 'follower')
+    for (const id of NODES) assert.equal(valuesOn(cluster, id, 0), acked, `node ${id}`)
+  })
+})
+
+test('a leader cut off from the controller alone acknowledges nothing once its leadership has moved, and truncates what it took', async () => {
+  const seed = seedOf()
+  await withCluster('leader without controller', seed, () => new Cluster(seed), async (cluster) => {
+    await cluster.createTopic(1, [[1, 2, 3]])
+    await cluster.waitForConvergence(0, 10_000)
+    const old = await cluster.waitForLeader(0, 1)
+    const acked: string[] = []
+    for (let i = 0; i < 10; i++) {
+      await old.append([{ value: `g${i}` }], { acks: 'all', ackTimeoutMs: 5000 })
+      acked.push(`g${i}`)
+    }
+    // Node 1 still reaches its followers, but its session lapses and node 2 is elected.
+    cluster.faults.cut(1, CONTROLLER)
+    await until(async () => (await cluster.state(0)).leader === 2, 10_000, 'node 2 to be elected')
+    const s = await cluster.state(0)
+    const leader = await cluster.waitForLeader(0, 2)
+    await until(() => cluster.partition(3, 0)!.role?.leaderEpoch === s.leaderEpoch, 10_000, 'node 3 to follow node 2')
+    assert.is(old.role?.kind, 'leader', 'node 1 has not heard')
+    const zombie = old.append([{ value: 'zombie' }], { acks: 'all', ackTimeoutMs: 1500 }).then(() => 'acknowledged', codeOf)
+    for (let i = 0; i < 5; i++) {
+      await leader.append([{ value: `h${i}` }], { acks: 'all', ackTimeoutMs: 5000 })
+      acked.push(`h${i}`)
+    }
+    assert.is(await zombie, 'REQUEST_TIMED_OUT', 'the deposed leader cannot commit')
+    cluster.faults.restore(1, CONTROLLER)
+    await cluster.waitForConvergence(0, 10_000)
     for (const id of NODES) assert.equal(valuesOn(cluster, id, 0), acked, `node ${id}`)
   })
 })
