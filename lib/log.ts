@@ -274,6 +274,9 @@ export class Log {
     const entry = this.#topics.get(name)
     if (entry === undefined || this.#pending.has(name)) throw new StrandError('UNKNOWN_TOPIC', `topic ${name} does not exist in ${this.dir}`)
     if (name === OFFSETS_TOPIC) throw invalidArgument('name', `a topic other than the internal ${OFFSETS_TOPIC}, which holds every group's committed offsets`, name)
+    // The controller would hand it back empty at its next change, and as its leader this node
+    // would have every follower truncate to nothing. Topics are not deleted through it yet.
+    if (entry.meta.replicated === true) throw invalidArgument('name', 'a topic that is not replicated (the controller does not delete topics)', name)
     this.#pending.add(name)
     try {
       this.#topics.delete(name)

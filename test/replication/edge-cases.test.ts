@@ -429,6 +429,23 @@ test('after an unclean election the old leader gives up what only it had and fol
   })
 })
 
+test('deleting a replicated topic on one node is refused and changes nothing', async () => {
+  await withCluster({}, async (c) => {
+    for (const id of NODES) await c.start(id)
+    await c.createTopic('del')
+    await c.partition(1, 'del').append(recs(3, 'kept'), { acks: 'all', ackTimeoutMs: 10_000 })
+    // Regression: the leader deleted it locally, the controller's next change re-created it empty
+    // under the same epoch, and the followers truncated to match.
+    await expectCode(c.log(1).deleteTopic('del'), 'INVALID_ARGUMENT', 'deleteTopic on the leader')
+    await expectCode(c.log(2).admin().deleteTopics({ topics: ['del'] }), 'INVALID_ARGUMENT', 'Admin.deleteTopics on a follower')
+    await c.controller.createTopic({ name: 'other', partitions: 1, replicationFactor: 3 })
+    await c.settled('other')
+    await c.partition(1, 'del').append(recs(1, 'more'), { acks: 'all', ackTimeoutMs: 10_000 })
+    await c.caughtUp('del')
+    for (const id of NODES) assert.equal(values(c.partition(id, 'del')).map((v) => v.split(':')[0]), ['kept', 'kept', 'kept', 'more'], `node ${id}`)
+  })
+})
+
 // --- (d) min.insync.replicas --------------------------------------------------------------
 
 test("below minInsyncReplicas acks='all' is NOT_ENOUGH_REPLICAS and writes nothing, acks=1 works; once followers rejoin, acks='all' works", async () => {
