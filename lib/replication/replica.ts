@@ -306,6 +306,11 @@ export class Replica {
       } finally {
         if (this.#processing === processing) this.#processing = null
       }
+      // A truncation or restart that left the log where it was made no progress: asking again
+      // at once would spin (over the in-process network, in microtasks that starve timers).
+      if ((res.divergingEpoch !== undefined || res.outOfRange === true) && p.logEndOffset === request.fetchOffset && this.#isCurrent(state)) {
+        await sleep(s.fetchBackoffMs)
+      }
     }
   }
 
