@@ -11,7 +11,7 @@ import path from 'node:path'
 import { InProcessController, Log, StrandError, type NodeId, type RequestHandler, type Transport, type TransportMessage as Message } from '../../lib/index.js'
 
 // One POST per request; the body is [uint32 length][JSON fields][raw records].
-const encode = ({ records, ...fields }: Message): Buffer => {
+const encode = ({ records, ...fields }: Message) => {
   const json = Buffer.from(JSON.stringify(fields))
   return Buffer.concat([Buffer.from(Uint32Array.of(json.length).buffer), json, records ?? Buffer.alloc(0)])
 }
