@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util'
 import { installNeeded, installPeers } from './suite/install.js'
 import { WORKLOADS, W6_CASES, parameters, planTasks, taskName } from './suite/plan.js'
 import { Progress, progressMode } from './suite/progress.js'
-import { computeRatios, evaluateTargets, renderMarkdown, renderText } from './suite/report.js'
+import { computeRatios, evaluateTargets, figure, renderMarkdown, renderText, score } from './suite/report.js'
 import { type Results, type Row, type SystemInfo, SCHEMA } from './suite/results.js'
 import { REPO_ROOT, runChild } from './suite/runner.js'
 import { renderSvg } from './suite/svg.js'
@@ -174,6 +174,10 @@ const broken = new Map<string, string>()
 /** W6: what each system's build left, and what its killed writer had acknowledged. */
 const built = new Map<string, number>()
 const acked = new Map<string, number>()
+/** Each row's measurements, one per run; the row shows the median run (see below). */
+const measured = new Map<Row, Partial<Row>[]>()
+/** A row fails if any of its runs does. */
+const failedRows = new Set<Row>()
 let failures = 0
 let verifiedRuns = 0
 let verifiedRecords = 0
@@ -187,7 +191,11 @@ for (let i = 0; i < tasks.length; i++) {
   const dep = broken.get(t.dir)
   let ok = false
   if (dep !== undefined) {
-    if (row !== null) Object.assign(row, { status: 'failed', reason: `not run: ${dep}` })
+    if (row !== null) {
+      Object.assign(row, { status: 'failed', reason: `not run: ${dep}` })
+      failedRows.add(row)
+      measured.delete(row)
+    }
   } else {
     if (t.phase === 'kill-writer' || t.phase === 'open-clean') t.built = built.get(t.system)
     if (t.phase === 'open-killed') {
@@ -199,8 +207,11 @@ for (let i = 0; i < tasks.length; i++) {
       failures++
       broken.set(t.dir, `${taskName(t)} failed`)
       bar.log(`${taskName(t)}: FAILED: ${outcome.error}`)
-      if (row !== null) Object.assign(row, { status: 'failed', reason: outcome.error })
-      else if (t.report === false) for (const w of ['W3', 'W4'] as const) if (workloads.has(w)) Object.assign(rowFor(w, t.case, t.system), { status: 'failed', reason: `data set: ${outcome.error}` })
+      if (row !== null) {
+        Object.assign(row, { status: 'failed', reason: outcome.error })
+        failedRows.add(row)
+        measured.delete(row)
+      }
     } else if ('killed' in outcome) {
       acked.set(t.system, outcome.acked)
       ok = true
@@ -210,13 +221,13 @@ for (let i = 0; i < tasks.length; i++) {
       verifiedRuns++
       verifiedRecords += r.verified.records
       if (t.phase === 'build') built.set(t.system, t.size.records)
-      if (row !== null) {
-        Object.assign(row, {
+      if (row !== null && !failedRows.has(row)) {
+        measured.set(row, [...measured.get(row) ?? [], {
           status: 'ok', reason: undefined, records: r.records, valueBytes: t.size.valueBytes, seconds: r.seconds,
           recordsPerSec: r.seconds === undefined ? undefined : r.records! / r.seconds,
           mbPerSec: r.seconds === undefined ? undefined : r.bytes! / r.seconds / 1e6,
           latencyUs: r.latencyUs, openMs: r.openMs, peakRssBytes: r.peakRssBytes, verified: r.verified,
-        } satisfies Partial<Row>)
+        }])
       }
     }
   }
@@ -225,6 +236,16 @@ for (let i = 0; i < tasks.length; i++) {
 }
 bar.finish()
 if (args.dir === undefined && args.keep !== true) fs.rmSync(root, { recursive: true, force: true })
+
+// The median run by the row's ranking figure, whole (its rate and MB/s, or its p50 and p99,
+// come from one run); every run's figure is kept beside it, and the peak RSS is the largest.
+for (const [row, list] of measured) {
+  const ranked = list.map((m) => ({ m, x: score({ ...row, ...m } as Row)! })).sort((a, b) => a.x - b.x)
+  Object.assign(row, ranked[Math.floor((ranked.length - 1) / 2)].m, {
+    runs: list.map((m) => figure({ ...row, ...m } as Row)),
+    peakRssBytes: Math.max(...list.map((m) => m.peakRssBytes ?? 0)),
+  })
+}
 
 // --- report --------------------------------------------------------------------------------------
 

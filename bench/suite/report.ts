@@ -19,6 +19,11 @@ export function score(r: Row): number | undefined {
   return undefined
 }
 
+/** The row's headline figure in its own unit: rec/s, p99 µs or open ms. */
+export function figure(r: Row): number | undefined {
+  return r.recordsPerSec ?? r.latencyUs?.p99 ?? r.openMs
+}
+
 function groupKey(r: { workload: WorkloadId, case: string }): string {
   return `${r.workload}\0${r.case}`
 }
@@ -173,13 +178,29 @@ function caseTitle(results: Results, w: WorkloadId, c: string): string {
   return c
 }
 
+/** Half the range of a row's runs, relative to their median: how much to trust its ratios. */
+function spread(r: Row): string {
+  if (r.runs === undefined || r.runs.length < 2) return ''
+  const sorted = [...r.runs].sort((a, b) => a - b)
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]
+  return `±${(((sorted[sorted.length - 1] - sorted[0]) / 2 / median) * 100).toFixed(0)}%`
+}
+
+function rowCells(r: Row): string[] {
+  return [r.system, ...cells(r), spread(r), r.peakRssBytes === undefined ? '' : mib(r.peakRssBytes), ratio(r.vsBestPeer), ratio(r.vsRaw)]
+}
+
+const HEAD_TAIL = ['runs ±', 'peak RSS', '× best peer', '× raw']
+
 /** The plain-text report printed at the end of a run. */
 export function renderText(results: Results): string {
   const lines: string[] = []
+  const runs = results.parameters.runs
+  lines.push(`rows: ${runs > 1 ? `the median of ${runs} runs for W1–W5 ("runs ±": half the range of the runs)` : 'one run each'}; peak RSS includes node, tsx and the suite (${mib(results.baselineRssBytes)} for a child that does nothing)`)
   for (const g of groupsOf(results)) {
     lines.push('', g.title)
-    const head = ['system', ...headers(g.kind), 'peak RSS', '× best peer', '× raw']
-    const body = g.rows.map((r) => [r.system, ...cells(r), r.peakRssBytes === undefined ? '' : mib(r.peakRssBytes), ratio(r.vsBestPeer), ratio(r.vsRaw)])
+    const head = ['system', ...headers(g.kind), ...HEAD_TAIL]
+    const body = g.rows.map(rowCells)
     const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (i === 1 && b[i].length > 40 ? 0 : b[i].length))))
     const line = (cols: string[]) => cols.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd()
     lines.push(line(head))
@@ -195,12 +216,9 @@ export function renderMarkdown(results: Results): string {
   const out: string[] = []
   for (const g of groupsOf(results)) {
     out.push('', `**${g.title}**`, '')
-    const head = ['system', ...headers(g.kind), 'peak RSS', '× best peer', '× raw']
+    const head = ['system', ...headers(g.kind), ...HEAD_TAIL]
     out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`)
-    for (const r of g.rows) {
-      const c = cells(r)
-      out.push(`| ${r.system} | ${c.join(' | ')} | ${r.peakRssBytes === undefined ? '' : mib(r.peakRssBytes)} | ${ratio(r.vsBestPeer)} | ${ratio(r.vsRaw)} |`)
-    }
+    for (const r of g.rows) out.push(`| ${rowCells(r).map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`)
   }
   out.push('', '| target | measured | |', '|---|---|---|')
   for (const t of results.targets) out.push(`| ${t.text} | ${t.measured} | ${t.met === null ? '–' : t.met ? 'met' : '**missed**'} |`)

@@ -34,6 +34,8 @@ export interface Row {
   openMs?: number
   peakRssBytes?: number
   verified?: TaskResult['verified']
+  /** The headline figure of every run (rec/s, p99 µs or open ms); the row's numbers are the median run's. */
+  runs?: number[]
   /** Filled by the report: speed relative to the best peer of the group (> 1: faster). */
   vsBestPeer?: number
   bestPeer?: string

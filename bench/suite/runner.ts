@@ -16,7 +16,7 @@ const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url))
 export interface RunOptions {
   /** Kill the child and fail the task after this long. */
   timeoutMs: number
-  /** Write a CPU profile of the child into this directory (node --cpu-prof). */
+  /** Write CPU profiles of the child under this directory, one subdirectory per task (node --cpu-prof). */
   profileDir?: string
   onProgress?: (fraction: number) => void
 }
@@ -31,8 +31,10 @@ export type TaskOutcome =
 export function runChild(task: Task | 'baseline', options: RunOptions): Promise<TaskOutcome> {
   const execArgv = ['--import', 'tsx']
   if (options.profileDir !== undefined && task !== 'baseline') {
-    const name = `${task.workload}-${task.system}-${task.case}`.replace(/[^a-zA-Z0-9.-]+/g, '_')
-    execArgv.push('--cpu-prof', '--cpu-prof-dir', options.profileDir, '--cpu-prof-name', `${name}.cpuprofile`)
+    // One directory per task: node writes a profile per thread (tsx's loader has its own), and
+    // the main thread's is the one with the workload in it.
+    const name = `${task.workload}-${task.system}-${task.phase ?? task.case}`.replace(/[^a-zA-Z0-9.-]+/g, '_')
+    execArgv.push('--cpu-prof', '--cpu-prof-dir', path.join(options.profileDir, name))
   }
   const child = spawn(process.execPath, [...execArgv, path.relative(REPO_ROOT, CHILD), task === 'baseline' ? task : JSON.stringify(task)], {
     cwd: REPO_ROOT,

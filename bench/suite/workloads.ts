@@ -1,8 +1,9 @@
 /**
  * The measured loops, run inside a task's child process against one `Store`. Every system
  * runs the same code; only the store differs. Timed sections cover the work itself (opening a
- * store is timed only in W6, where it is the point). Peak RSS is taken at the end of the timed
- * section, before any untimed read-back, so it is the workload's own.
+ * store is timed only in W6, where it is the point), after an untimed warm-up (see warmUp).
+ * Peak RSS is taken at the end of the timed section, before any untimed read-back, so it is
+ * the workload's own (warm-up included: it is a tenth of the size).
  *
  * Every task verifies what it read (see payload.ts) and throws on any mismatch; what it
  * verified goes into its result.
@@ -37,12 +38,21 @@ export interface Hooks {
   ready(acked: number): void
 }
 
+/** W5: the longest a pacing tick waits on the clock before yielding to the event loop. */
+const SPIN_US = 10
+
 /** A phase that makes no progress for this long has lost records: fail rather than hang. */
 const STALL_MS = 60_000
 
-const T0 = process.hrtime.bigint()
+/**
+ * µs since the process started. W5's pacing loop reads the clock about a million times a
+ * second, so the clock must not allocate: process.hrtime.bigint() allocates BigInts and
+ * performance.now() heap numbers (here, a young-generation GC of ~0.25 ms every 20 ms or so,
+ * which is W5's p99 for every system); process.hrtime()'s array is optimised away.
+ */
 function nowUs(): number {
-  return Number(process.hrtime.bigint() - T0) / 1000
+  const t = process.hrtime()
+  return t[0] * 1e6 + t[1] / 1e3
 }
 
 function peakRss(): number {
@@ -53,6 +63,39 @@ function durabilityOf(t: Task): Durability {
   return t.workload === 'W2' ? 'power' : 'process'
 }
 
+function writersOf(t: Task): number {
+  return t.workload === 'W2' ? t.writers : 1
+}
+
+/**
+ * Runs the task's loop untimed on a scratch store of `warmupFraction` of the records (appends,
+ * and for W3 a scan of them), then deletes it: the timed run then measures steady code — JIT-
+ * compiled JavaScript, loaded native code — in every system alike, not a cold start.
+ */
+async function warmUp(t: Task, system: System): Promise<void> {
+  const { valueBytes, perBatch, records } = t.size
+  const batches = Math.max(1, Math.round((records / perBatch) * t.warmupFraction))
+  const dir = `${t.dir}.warmup`
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  const store = await system.open({ dir, valueBytes, durability: durabilityOf(t), writers: writersOf(t) })
+  try {
+    const payloads = new Payloads(valueBytes, perBatch)
+    if (t.workload === 'W2') await appendConcurrently(store, payloads, batches, t.writers, NO_HOOKS)
+    else await appendBatches(store, payloads, 0, batches, t.inFlight, NO_HOOKS)
+    if (t.workload === 'W3') {
+      const c = new Checker(`${t.system} warm-up`, valueBytes, perBatch, 0, batches * perBatch)
+      await store.scan(0, (v) => { c.see(v) })
+      c.finish()
+    }
+  } finally {
+    await store.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const NO_HOOKS: Hooks = { progress: () => {}, ready: () => {} }
+
 export async function runTask(t: Task, system: System, hooks: Hooks): Promise<TaskResult> {
   const fresh = t.workload === 'W1' || t.workload === 'W2' || t.workload === 'W5' || t.phase === 'build'
   if (fresh) {
@@ -60,7 +103,8 @@ export async function runTask(t: Task, system: System, hooks: Hooks): Promise<Ta
     fs.mkdirSync(t.dir, { recursive: true })
   }
   if (t.phase === 'open-clean' || t.phase === 'open-killed') return openLarge(t, system)
-  const store = await system.open({ dir: t.dir, valueBytes: t.size.valueBytes, durability: durabilityOf(t), writers: t.workload === 'W2' ? t.writers : 1 })
+  if (t.workload === 'W1' || t.workload === 'W2' || t.workload === 'W3') await warmUp(t, system)
+  const store = await system.open({ dir: t.dir, valueBytes: t.size.valueBytes, durability: durabilityOf(t), writers: writersOf(t) })
   let closed = false
   try {
     let result: TaskResult
@@ -125,22 +169,27 @@ async function appendAll(t: Task, store: Store, hooks: Hooks): Promise<TaskResul
 
 // --- W2: 64 writers, each awaiting a durable acknowledgement ---------------------------------
 
-async function durableAppend(t: Task, store: Store, hooks: Hooks): Promise<TaskResult> {
-  const { valueBytes, perBatch, records } = t.size
-  if (t.writers > SLOTS) throw new Error(`writers ${t.writers} must not exceed ${SLOTS} payload slots`)
-  const payloads = new Payloads(valueBytes, perBatch)
-  const batches = records / perBatch
+/**
+ * `writers` concurrent writers; writer w appends batches w, w + writers, …, each after its
+ * previous one was acknowledged. With writers ≤ SLOTS a slot is only reused by its own writer.
+ */
+async function appendConcurrently(store: Store, payloads: Payloads, batches: number, writers: number, hooks: Hooks): Promise<void> {
   let done = 0
-  // Writer w appends batches w, w + writers, …: it alone uses slot w (writers = SLOTS), and only
-  // after its previous batch was acknowledged.
   const writer = async (w: number): Promise<void> => {
-    for (let b = w; b < batches; b += t.writers) {
+    for (let b = w; b < batches; b += writers) {
       await store.append(payloads.batch(b))
       if (++done % 10 === 0) hooks.progress(done / batches)
     }
   }
+  await Promise.all(Array.from({ length: Math.min(writers, batches) }, (_, w) => writer(w)))
+}
+
+async function durableAppend(t: Task, store: Store, hooks: Hooks): Promise<TaskResult> {
+  const { valueBytes, perBatch, records } = t.size
+  if (t.writers > SLOTS) throw new Error(`writers ${t.writers} must not exceed ${SLOTS} payload slots`)
+  const payloads = new Payloads(valueBytes, perBatch)
   const t0 = nowUs()
-  await Promise.all(Array.from({ length: Math.min(t.writers, batches) }, (_, w) => writer(w)))
+  await appendConcurrently(store, payloads, records / perBatch, t.writers, hooks)
   const seconds = (nowUs() - t0) / 1e6
   const peakRssBytes = peakRss()
   const n = await store.count()
@@ -178,6 +227,13 @@ async function pointReads(t: Task, store: Store, hooks: Hooks): Promise<TaskResu
   const lat = new Float64Array(t.lookups)
   let seed = 12345
   let checksum = 0
+  // Untimed warm-up lookups (JIT, first touches) elsewhere in the key space, then the timed ones.
+  for (let s = 0; s < Math.min(1000, t.lookups); s++) {
+    const target = (s * 7919 + 17) % records
+    let r = store.get(target)
+    if (r instanceof Promise) r = await r
+    if (checkValue(r, valueBytes, period) !== target) throw new Error(`${t.system} W4 warm-up: get(${target}) did not return record ${target}`)
+  }
   for (let s = 0; s < t.lookups; s++) {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff
     const target = seed % records
@@ -214,11 +270,19 @@ async function tailLatency(t: Task, store: Store, hooks: Hooks): Promise<TaskRes
   let failure: unknown = null
   // Open loop: record i is due intervalUs × i after the start; a setImmediate loop sends what
   // is due (late ones go together, as in a service that fell behind) and stamps each send.
+  // Each setImmediate allocates, and a loop that yields a million times a second makes a young-
+  // generation GC every few ms, which would be W5's p99 for every system: a tick with nothing
+  // due first waits up to SPIN_US on the clock, so the loop yields ~10× less often.
   await new Promise<void>((resolve) => {
     let i = 0
     const start = nowUs()
     const tick = (): void => {
-      const now = nowUs()
+      let now = nowUs()
+      const due = start + i * t.intervalUs
+      if (now < due) {
+        const until = Math.min(due, now + SPIN_US)
+        while (now < until) now = nowUs()
+      }
       while (i < total && now >= start + i * t.intervalUs) {
         const value = values[i]
         sentAt[i] = nowUs()
