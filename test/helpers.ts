@@ -4,7 +4,9 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import * as assert from 'uvu/assert'
 import type { Clock } from '../lib/partition.js'
+import { type ErrorCode, StrandError } from '../lib/errors.js'
 
 /** A fresh directory under the OS temp dir; `cleanup()` removes it. */
 export function tempDir(prefix = 'strand-test-'): { dir: string, cleanup: () => void } {
@@ -109,4 +111,22 @@ export function waitForLine(child: Child, match: (line: string) => boolean, ms: 
 export async function killHard(child: Child, ms: number): Promise<void> {
   if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL')
   await bounded(child.closed, ms, `child ${child.proc.pid} exit after SIGKILL`)
+}
+
+// --- errors --------------------------------------------------------------------------------
+
+/**
+ * Awaits `p` (a promise, or a function whose call or returned promise may fail) and asserts it
+ * fails with a StrandError of `code`, within `timeoutMs`. Returns the error.
+ */
+export async function expectCode(p: Promise<unknown> | (() => unknown), code: ErrorCode, what: string, timeoutMs = 30_000): Promise<StrandError> {
+  try {
+    await bounded(Promise.resolve().then(typeof p === 'function' ? p : () => p), timeoutMs, what)
+  } catch (err) {
+    assert.instance(err, StrandError, `${what}: ${(err as Error).message}`)
+    assert.is((err as StrandError).code, code, `${what}: ${(err as Error).message}`)
+    return err as StrandError
+  }
+  assert.unreachable(`${what}: expected ${code}`)
+  throw new Error('unreachable')
 }

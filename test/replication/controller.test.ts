@@ -13,7 +13,7 @@ import { InProcessNetwork } from '../../lib/replication/in-process-network.js'
 import { TcpTransport } from '../../lib/replication/tcp-transport.js'
 import type { ClusterView, PartitionState } from '../../lib/replication/protocol.js'
 import type { Transport } from '../../lib/replication/transport.js'
-import { bounded } from '../helpers.js'
+import { bounded, expectCode } from '../helpers.js'
 
 const WAIT_MS = 10_000
 /** Sessions long enough never to expire unless a test wants them to. */
@@ -41,17 +41,6 @@ async function state(c: Controller, topic = 't', partition = 0): Promise<Partiti
   return p!
 }
 
-async function expectCode(p: Promise<unknown> | (() => unknown), code: string, what: string): Promise<StrandError> {
-  try {
-    await bounded(Promise.resolve().then(typeof p === 'function' ? p : () => p), WAIT_MS, what)
-  } catch (err) {
-    assert.instance(err, StrandError, `${what}: ${(err as Error).message}`)
-    assert.is((err as StrandError).code, code, `${what}: ${(err as Error).message}`)
-    return err as StrandError
-  }
-  assert.unreachable(`${what}: expected ${code}`)
-  throw new Error('unreachable')
-}
 
 async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
   await bounded((async () => { while (!(await cond())) await new Promise((resolve) => setTimeout(resolve, 10)) })(), WAIT_MS, what)

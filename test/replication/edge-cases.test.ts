@@ -23,7 +23,7 @@ import type { PartitionState } from '../../lib/replication/protocol.js'
 import type { ReplicationOptions } from '../../lib/replication/replica-manager.js'
 import type { Message, NodeId, RequestHandler, Transport } from '../../lib/replication/transport.js'
 import type { TopicConfigInput } from '../../lib/config.js'
-import { bounded, tempDir } from '../helpers.js'
+import { bounded, tempDir, expectCode } from '../helpers.js'
 
 const WAIT_MS = 15_000
 const NODES = [1, 2, 3]
@@ -174,17 +174,6 @@ async function until(cond: () => boolean | Promise<boolean>, what: string): Prom
   await bounded((async () => { while (!(await cond())) await new Promise((resolve) => setTimeout(resolve, 10)) })(), WAIT_MS, what)
 }
 
-async function expectCode(p: Promise<unknown>, code: string, what: string): Promise<StrandError> {
-  try {
-    await bounded(p, WAIT_MS, what)
-  } catch (err) {
-    assert.instance(err, StrandError, `${what}: ${(err as Error).message}`)
-    assert.is((err as StrandError).code, code, `${what}: ${(err as Error).message}`)
-    return err as StrandError
-  }
-  assert.unreachable(`${what}: expected ${code}`)
-  throw new Error('unreachable')
-}
 
 function recs(n: number, tag: string, valueBytes = 20): RecordInput[] {
   return Array.from({ length: n }, (_, i) => ({ key: `${tag}-${i}`, value: `${tag}:${i}:`.padEnd(valueBytes, '.') }))

@@ -9,21 +9,10 @@ import * as assert from 'uvu/assert'
 import { StrandError } from '../../lib/errors.js'
 import { InProcessNetwork } from '../../lib/replication/in-process-network.js'
 import type { Message } from '../../lib/replication/transport.js'
-import { bounded } from '../helpers.js'
+import { bounded, expectCode } from '../helpers.js'
 
 const WAIT_MS = 10_000
 
-async function expectCode(p: Promise<unknown>, code: string, what: string): Promise<StrandError> {
-  try {
-    await bounded(p, WAIT_MS, what)
-  } catch (err) {
-    assert.instance(err, StrandError, `${what}: ${(err as Error).message}`)
-    assert.is((err as StrandError).code, code, `${what}: ${(err as Error).message}`)
-    return err as StrandError
-  }
-  assert.unreachable(`${what}: expected ${code}`)
-  throw new Error('unreachable')
-}
 
 test('a request reaches the node it is sent to, with the sender, and its answer comes back', async () => {
   const net = new InProcessNetwork()

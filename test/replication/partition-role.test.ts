@@ -22,7 +22,7 @@ import { readInt64BE, writeInt64BE } from '../../lib/codec/int64.js'
 import type { RecordBatch, RecordInput } from '../../lib/codec/record-batch.js'
 import { InProcessController } from '../../lib/replication/controller.js'
 import { InProcessNetwork } from '../../lib/replication/in-process-network.js'
-import { bounded, killHard, spawnChild, waitForLine, withTempDir } from '../helpers.js'
+import { bounded, killHard, spawnChild, waitForLine, withTempDir, expectCode } from '../helpers.js'
 
 const WAIT_MS = 10_000
 const EPOCH_FILE = 'leader-epoch-checkpoint'
@@ -54,17 +54,6 @@ function track<T>(p: Promise<T>): { settled: () => boolean, value: () => T | und
 /** Lets timers and I/O callbacks run: enough for anything the partition does on its own. */
 const settle = (ms = 20): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function expectCode(p: Promise<unknown> | (() => unknown), code: string, what: string): Promise<StrandError> {
-  try {
-    await bounded(Promise.resolve().then(typeof p === 'function' ? p : () => p), WAIT_MS, what)
-  } catch (err) {
-    assert.instance(err, StrandError, `${what}: ${(err as Error).message}`)
-    assert.is((err as StrandError).code, code, `${what}: ${(err as Error).message}`)
-    return err as StrandError
-  }
-  assert.unreachable(`${what}: expected ${code}`)
-  throw new Error('unreachable')
-}
 
 /** Every batch from `from` to the log end offset, past the high watermark too. */
 function allBatches(p: Partition, from = p.logStartOffset): RecordBatch[] {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { StrandError } from '../../lib/errors.js'
 import type { Message, NodeId, RequestHandler } from '../../lib/replication/transport.js'
 import { TCP_TRANSPORT_DEFAULTS, TcpTransport, type TcpTransportOptions } from '../../lib/replication/tcp-transport.js'
-import { type Child, bounded, killHard, rng, spawnChild, waitForLine } from '../helpers.js'
+import { type Child, bounded, killHard, rng, spawnChild, waitForLine, expectCode } from '../helpers.js'
 
 const PEER = fileURLToPath(new URL('../fixtures/tcp-peer.ts', import.meta.url))
 const CLOSE_EXIT = fileURLToPath(new URL('../fixtures/tcp-close-exit.ts', import.meta.url))
@@ -63,17 +63,6 @@ function client(id: NodeId, peers: TcpTransport[], options: Partial<TcpTransport
 
 const echo: RequestHandler = async (from, request) => ({ ...request, from })
 
-async function expectCode(p: Promise<unknown>, code: string, what: string): Promise<StrandError> {
-  try {
-    await bounded(p, WAIT_MS, what)
-  } catch (err) {
-    assert.instance(err, StrandError, `${what}: ${(err as Error).message}`)
-    assert.is((err as StrandError).code, code, `${what}: ${(err as Error).message}`)
-    return err as StrandError
-  }
-  assert.unreachable(`${what}: expected ${code}`)
-  throw new Error('unreachable')
-}
 
 /** Resolves once `cond()` holds, polling; fails after WAIT_MS. */
 async function until(cond: () => boolean, what: string): Promise<void> {
