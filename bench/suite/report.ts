@@ -215,10 +215,11 @@ export function renderText(results: Results): string {
 export function renderMarkdown(results: Results): string {
   const out: string[] = []
   for (const g of groupsOf(results)) {
-    out.push('', `**${g.title}**`, '')
+    out.push('', `#### ${g.title}`, '')
     const head = ['system', ...headers(g.kind), ...HEAD_TAIL]
     out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`)
-    for (const r of g.rows) out.push(`| ${rowCells(r).map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`)
+    // A reason (an npm error, say) may hold a pipe: escaped, it cannot split the row.
+    for (const r of g.rows) out.push(`| ${rowCells(r).map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`)
   }
   out.push('', '| target | measured | |', '|---|---|---|')
   for (const t of results.targets) out.push(`| ${t.text} | ${t.measured} | ${t.met === null ? '–' : t.met ? 'met' : '**missed**'} |`)

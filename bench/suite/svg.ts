@@ -19,7 +19,7 @@ const COLORS: { [system: string]: string } = {
 }
 
 const BAR = 10
-const GROUP_GAP = 18
+const GROUP_GAP = 22
 const LEFT = 64
 const TOP = 78
 const PLOT_H = 300
@@ -29,12 +29,16 @@ function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 }
 
-/** Short group labels: workload, then what is measured. */
+/** Short group labels: workload and what is measured, then the case. */
 function label(r: Row): [string, string] {
-  const metric = r.workload === 'W4' || r.workload === 'W5' ? ' p99' : ''
-  const short: { [w: string]: string } = { W1: 'append', W2: 'durable', W3: 'read all', W4: 'point read', W5: 'tail', W6: 'open' }
-  if (r.workload === 'W6') return [`W6 ${r.case === 'build' ? 'build' : 'open'}`, r.case === 'build' ? '1 GiB' : r.case.replace('open after ', '')]
-  return [`${r.workload} ${short[r.workload]}${metric}`, r.case]
+  const short: { [w: string]: string } = { W1: 'append', W2: 'durable', W3: 'read all', W4: 'get p99', W5: 'tail p99' }
+  if (r.workload === 'W6') return [r.case === 'build' ? 'W6 build' : 'W6 open', r.case === 'build' ? '1 GiB' : r.case.replace('open after ', '')]
+  return [`${r.workload} ${short[r.workload]}`, r.case]
+}
+
+/** An axis label for 10^e: 100×, 1×, 0.01×. */
+function tick(e: number): string {
+  return e >= 0 ? `${10 ** e}×` : `${(10 ** e).toFixed(-e)}×`
 }
 
 export function renderSvg(results: Results): string {
@@ -72,7 +76,7 @@ export function renderSvg(results: Results): string {
     const v = 10 ** e
     const yy = y(v).toFixed(1)
     out.push(`<line x1="${LEFT}" x2="${width - 20}" y1="${yy}" y2="${yy}" stroke="${e === 0 ? '#333' : '#ddd'}" stroke-width="${e === 0 ? 1.2 : 1}"/>`)
-    out.push(`<text x="${LEFT - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${v >= 1 ? v.toFixed(0) : v.toString()}×</text>`)
+    out.push(`<text x="${LEFT - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${tick(e)}</text>`)
   }
   let x = LEFT + GROUP_GAP / 2
   groups.forEach((g, gi) => {
@@ -80,7 +84,8 @@ export function renderSvg(results: Results): string {
       const v = r.vsBestPeer
       if (v !== undefined && v > 0) {
         const y1 = Math.min(y(v), y(1))
-        const h = Math.max(1, Math.abs(y(v) - y(1)))
+        // The best peer itself sits on the 1× line: a sliver keeps it visible.
+        const h = Math.max(2, Math.abs(y(v) - y(1)))
         const title = `${r.system}, ${r.workload} ${r.case}: ${v.toFixed(2)}× the best peer (${r.bestPeer})`
         out.push(`<rect x="${x.toFixed(1)}" y="${y1.toFixed(1)}" width="${BAR - 1}" height="${h.toFixed(1)}" fill="${COLORS[r.system] ?? '#000'}"><title>${esc(title)}</title></rect>`)
       } else {
