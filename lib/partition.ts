@@ -844,6 +844,21 @@ export class Partition {
     return new ReadResult(out, offset, out.length > 0 ? out[out.length - 1].nextOffset : offset)
   }
 
+  /**
+   * The record at `offset` alone (a point read), or null when it is not readable yet (at or
+   * past the high watermark, or, with isolation 'log', the log end). Below the log start or
+   * past the log end is OFFSET_OUT_OF_RANGE. Unlike `read`, it copies one record instead of
+   * returning the whole batch: the first point read of a batch verifies it whole, later ones
+   * read about 1 KB of it (Segment.readRecord).
+   */
+  readRecord(offset: number, options?: { isolation?: 'committed' | 'log' }): Record | null {
+    if (this.#closing !== null) throw closed(`partition ${this.topic}/${this.id}`)
+    this.#checkOffset(offset, 'offset')
+    const end = options?.isolation === 'log' ? this.logEndOffset : this.highWatermark
+    if (offset >= end) return null
+    return this.#segments[this.#segmentIndexFor(offset)].readRecord(offset)
+  }
+
   #checkOffset(offset: number, name: string): void {
     if (!Number.isSafeInteger(offset)) throw invalidArgument(name, 'a safe integer', offset)
     if (offset < this.#logStartOffset || offset > this.logEndOffset) {

@@ -18,8 +18,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { StrandError, corrupt } from './errors.js'
 import {
-  HEADER_SIZE, MAGIC, MAGIC_OFFSET, RecordBatch, batchBaseOffset, batchLastOffset, batchMaxTimestamp, batchSize, checkBatch,
+  HEADER_SIZE, MAGIC, MAGIC_OFFSET, type Record, RecordBatch, batchBaseOffset, batchLastOffset, batchMaxTimestamp, batchSize, checkBatch, decodeRecord,
 } from './codec/record-batch.js'
+import { readInt32BE, readInt64BE } from './codec/int64.js'
+import { type Cursor, readVarint } from './codec/varint.js'
 import { OffsetIndex } from './index/offset-index.js'
 import { TimeIndex } from './index/time-index.js'
 import { fault, fdatasync, ioError, readFully, truncate, writeFully } from './io/files.js'
@@ -34,6 +36,26 @@ export interface SegmentConfig {
 const SCAN_CHUNK = 64 * 1024
 /** Recovery reads in larger steps: it reads whole segments. */
 const RECOVERY_CHUNK = 1024 * 1024
+/**
+ * Point reads remember where every k-th record of a batch they verified starts, with k chosen
+ * so that about this many bytes lie between two marks (1 ≤ k ≤ 16): a later point read of the
+ * batch reads at most that much.
+ */
+const POINT_SPAN_BYTES = 1024
+/** Batches a segment remembers for point reads (about 0.5 KB each for 1,000-record batches). */
+const POINT_CACHE_BATCHES = 4096
+
+/** What a point read learned of one batch: it is intact, and where some of its records start. */
+interface PointEntry {
+  baseOffset: number
+  count: number
+  baseTimestamp: number
+  size: number
+  /** Records between two marks. */
+  every: number
+  /** Byte position (within the batch) of records 0, every, 2·every, … */
+  marks: Int32Array
+}
 
 export function segmentFileName(baseOffset: number, suffix: '.log' | '.index' | '.timeindex'): string {
   return String(baseOffset).padStart(20, '0') + suffix
@@ -73,6 +95,8 @@ export class Segment {
   #broken = false
   /** Scratch for header scans; never handed to callers. */
   #scratch: Buffer | null = null
+  /** Batches point reads have verified, by file position, oldest first (an LRU by re-insertion). */
+  #points = new Map<number, PointEntry>()
 
   private constructor(dir: string, baseOffset: number, config: SegmentConfig, fd: number, sealed: boolean) {
     this.baseOffset = baseOffset
@@ -419,6 +443,73 @@ export class Segment {
   }
 
   /**
+   * The record at `offset`, or null when the segment does not hold it: a point read that
+   * copies one record, not a batch. The first point read of a batch reads it whole into
+   * scratch, verifies it as `read` does, and remembers where every k-th record starts (about
+   * 1 KB apart); later point reads of that batch read only from the nearest remembered record
+   * to the one asked for and trust the checksum already checked: the batch is immutable
+   * until a truncation, which forgets everything remembered. Keys, values and header values
+   * are copies the caller owns.
+   */
+  readRecord(offset: number): Record | null {
+    const at = this.locate(offset)
+    if (at === null) return null
+    let entry = this.#points.get(at.position)
+    if (entry !== undefined) {
+      // Refresh its place in the LRU.
+      this.#points.delete(at.position)
+      this.#points.set(at.position, entry)
+    } else {
+      entry = this.#learnBatch(at.position, at.size)
+    }
+    const i = offset - entry.baseOffset
+    if (i < 0 || i >= entry.count) return null
+    const m = Math.floor(i / entry.every)
+    const from = entry.marks[m]
+    const to = m + 1 < entry.marks.length ? entry.marks[m + 1] : entry.size
+    const buf = this.#scratchOf(to - from)
+    const n = readFully(this.#fd, buf, 0, to - from, at.position + from)
+    if (n < to - from) throw corrupt(this.logPath, `read ${n} of ${to - from} bytes at position ${at.position + from}`)
+    const c: Cursor = { pos: 0 }
+    for (let k = m * entry.every; k < i; k++) {
+      const len = readVarint(buf, c, n)
+      if (!(len > 0) || c.pos + len > n) throw corrupt(this.logPath, `record ${k} of batch at offset ${entry.baseOffset} has length ${len}`)
+      c.pos += len
+    }
+    const r = decodeRecord(buf, c, n, entry.baseOffset, entry.baseTimestamp, this.logPath, i)
+    // The scratch is reused by the next read: hand out copies.
+    return {
+      offset: r.offset,
+      timestamp: r.timestamp,
+      key: r.key === null ? null : Buffer.from(r.key),
+      value: r.value === null ? null : Buffer.from(r.value),
+      headers: r.headers.length === 0 ? r.headers : r.headers.map((h) => ({ key: h.key, value: h.value === null ? null : Buffer.from(h.value) })),
+    }
+  }
+
+  /** Reads and verifies the batch at `position` and remembers where its records start. */
+  #learnBatch(position: number, size: number): PointEntry {
+    const buf = this.#scratchOf(size)
+    const n = readFully(this.#fd, buf, 0, size, position)
+    const why = checkBatch(buf, 0, n, this.#config.maxMessageBytes)
+    if (why !== null) throw corrupt(this.logPath, `batch at position ${position}: ${why}`)
+    const count = readInt32BE(buf, 57)
+    const every = Math.min(16, Math.max(1, Math.floor(POINT_SPAN_BYTES * count / (size - HEADER_SIZE))))
+    const marks = new Int32Array(Math.ceil(count / every))
+    const c: Cursor = { pos: HEADER_SIZE }
+    for (let k = 0; k < count; k++) {
+      if (k % every === 0) marks[k / every] = c.pos
+      const len = readVarint(buf, c, size)
+      if (!(len > 0) || c.pos + len > size) throw corrupt(this.logPath, `record ${k} of batch at position ${position} has length ${len}`)
+      c.pos += len
+    }
+    const entry: PointEntry = { baseOffset: batchBaseOffset(buf, 0), count, baseTimestamp: readInt64BE(buf, 27), size, every, marks }
+    if (this.#points.size >= POINT_CACHE_BATCHES) this.#points.delete(this.#points.keys().next().value!)
+    this.#points.set(position, entry)
+    return entry
+  }
+
+  /**
    * Where a search for the first record with timestamp ≥ `timestamp` may start: the batch of
    * the last time-index entry below it (no earlier batch can qualify), or the segment's base.
    */
@@ -588,6 +679,7 @@ export class Segment {
   }
 
   #resetTracking(): void {
+    this.#points.clear()
     this.#size = 0
     this.#nextOffset = this.baseOffset
     this.#maxTimestamp = -1
@@ -667,6 +759,7 @@ export class Segment {
     const at = this.locate(offset)
     if (at === null) return this.#nextOffset
     const cutBase = this.#headerAt(at.position)
+    this.#points.clear()
     this.unseal()
     try {
       truncate(this.#fd, at.position, this.logPath)

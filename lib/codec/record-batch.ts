@@ -314,31 +314,7 @@ export class RecordBatch {
       c.pos += len
     }
     const stop = Math.min(count, Math.max(0, skip) + limit)
-    for (let i = Math.max(0, skip); i < stop; i++) {
-      const len = readVarint(b, c, end)
-      const recordEnd = c.pos + len
-      if (!(len > 0) || recordEnd > end) throw corrupt(file, `record ${i} of batch at offset ${baseOffset} has length ${len}`)
-      c.pos++ // attributes
-      const timestamp = baseTimestamp + readVarlong(b, c, recordEnd)
-      const offset = baseOffset + readVarint(b, c, recordEnd)
-      const key = readBytes(b, c, recordEnd)
-      const value = readBytes(b, c, recordEnd)
-      const headerCount = readVarint(b, c, recordEnd)
-      let headers = NO_HEADERS
-      if (headerCount > 0) {
-        headers = []
-        for (let h = 0; h < headerCount; h++) {
-          const k = readBytes(b, c, recordEnd)
-          const v = readBytes(b, c, recordEnd)
-          if (k === undefined || v === undefined) throw corrupt(file, `header ${h} of record ${i} in batch at offset ${baseOffset} is malformed`)
-          headers.push({ key: k === null ? '' : k.toString('utf8'), value: v })
-        }
-      }
-      if (c.pos !== recordEnd || Number.isNaN(timestamp) || Number.isNaN(offset) || Number.isNaN(headerCount) || key === undefined || value === undefined) {
-        throw corrupt(file, `record ${i} of batch at offset ${baseOffset} is malformed`)
-      }
-      out.push({ offset, timestamp, key, value, headers })
-    }
+    for (let i = Math.max(0, skip); i < stop; i++) out.push(decodeRecord(b, c, end, baseOffset, baseTimestamp, file, i))
     return out
   }
 
@@ -355,6 +331,36 @@ export class RecordBatch {
   [Symbol.iterator](): Iterator<Record> {
     return this.records()[Symbol.iterator]()
   }
+}
+
+/**
+ * Decodes the record at `c.pos` (its length varint first) and moves the cursor past it. Keys,
+ * values and header values are slices of `b`. `i` only names the record in errors.
+ */
+export function decodeRecord(b: Buffer, c: Cursor, end: number, baseOffset: number, baseTimestamp: number, file: string, i: number): Record {
+  const len = readVarint(b, c, end)
+  const recordEnd = c.pos + len
+  if (!(len > 0) || recordEnd > end) throw corrupt(file, `record ${i} of batch at offset ${baseOffset} has length ${len}`)
+  c.pos++ // attributes
+  const timestamp = baseTimestamp + readVarlong(b, c, recordEnd)
+  const offset = baseOffset + readVarint(b, c, recordEnd)
+  const key = readBytes(b, c, recordEnd)
+  const value = readBytes(b, c, recordEnd)
+  const headerCount = readVarint(b, c, recordEnd)
+  let headers = NO_HEADERS
+  if (headerCount > 0) {
+    headers = []
+    for (let h = 0; h < headerCount; h++) {
+      const k = readBytes(b, c, recordEnd)
+      const v = readBytes(b, c, recordEnd)
+      if (k === undefined || v === undefined) throw corrupt(file, `header ${h} of record ${i} in batch at offset ${baseOffset} is malformed`)
+      headers.push({ key: k === null ? '' : k.toString('utf8'), value: v })
+    }
+  }
+  if (c.pos !== recordEnd || Number.isNaN(timestamp) || Number.isNaN(offset) || Number.isNaN(headerCount) || key === undefined || value === undefined) {
+    throw corrupt(file, `record ${i} of batch at offset ${baseOffset} is malformed`)
+  }
+  return { offset, timestamp, key, value, headers }
 }
 
 /** Reads a varint length and that many bytes as a slice; null for −1, undefined if malformed. */
