@@ -1,9 +1,9 @@
 /**
  * strand through its engine API, the way an application that owns its batches uses it: one
  * topic of one partition; `Partition.append` of whole batches (1000 × 100 B or 200 × 1 KiB);
- * `Partition.read` of 1 MiB at a time for scans, `Partition.read(offset, { maxBytes: 1 })` and
- * `RecordBatch.record` for point reads (checksums verified, the default); an append listener
- * for tailing. Flush 'os' for `process` durability, 'always' (group commit) for `power`.
+ * `Partition.read` of 1 MiB at a time for scans (checksums verified, the default);
+ * `Partition.readRecord` for point reads (a batch is verified whole on its first point read);
+ * an append listener for tailing. Flush 'os' for `process` durability, 'always' (group commit) for `power`.
  */
 import { Log, type Partition, type RecordInput } from '../../lib/index.js'
 import type { Batch, Follower, OpenOptions, Store, System, Value } from './system.js'
@@ -69,7 +69,7 @@ class StrandStore implements Store {
 
   get(index: number): Value | undefined {
     if (index >= this.#p.logEndOffset) return undefined
-    return this.#p.read(index, { maxBytes: 1 }).batches[0]?.record(index)?.value ?? undefined
+    return this.#p.readRecord(index)?.value ?? undefined
   }
 
   async follow(from: number, onRecord: (value: Value) => void): Promise<Follower> {
