@@ -1160,7 +1160,7 @@ export class Partition {
     }
     try {
       while (from < this.logEndOffset) {
-        const r = this.read(from)
+        const r = this.read(from, { isolation: 'log' })
         for (const b of r.batches) {
           if (b.producerId >= 0 && b.baseOffset >= from) this.#producers.update(b.producerId, b.producerEpoch, b.baseSequence, b.count, b.baseOffset, b.maxTimestamp)
         }

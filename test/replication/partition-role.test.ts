@@ -805,4 +805,23 @@ test('deleteRecordsBefore past the high watermark is OFFSET_OUT_OF_RANGE; up to 
   })
 })
 
+test('a truncation rebuilds idempotent producers from the whole log, not only from below the high watermark', () =>
+  withTempDir(async (dir) => {
+    const p = await open(dir)
+    try {
+      // A leader whose ISR has another member: nothing advances the HW in this test.
+      await p.setRole({ kind: 'leader', leaderEpoch: 0, isrSize: 2, minInsyncReplicas: 1 })
+      for (let seq = 0; seq < 30; seq += 10) await p.append(recs(10, `s${seq}`), { producer: { id: 7, epoch: 0, sequence: seq } })
+      assert.is(p.highWatermark, 0)
+      await p.truncateTo(20)
+      assert.is(p.logEndOffset, 20)
+      // The retry of the last batch that survived is still known, so it is not written again.
+      const retry = await p.append(recs(10, 's10'), { producer: { id: 7, epoch: 0, sequence: 10 } })
+      assert.equal(retry, { baseOffset: 10, lastOffset: 19, duplicate: true })
+      assert.is(p.logEndOffset, 20)
+    } finally {
+      await p.close()
+    }
+  }))
+
 test.run()
