@@ -8,7 +8,7 @@
  * called `serve` (or has closed) fail with NODE_UNREACHABLE.
  */
 import { StrandError, closed } from '../errors.js'
-import { type Message, type NodeId, type RequestHandler, type Transport, asStrandError } from './transport.js'
+import { type Message, type NodeId, type RequestHandler, type Transport, asStrandError, trackRequest } from './transport.js'
 
 export class InProcessNetwork {
   #handlers = new Map<NodeId, RequestHandler>()
@@ -57,34 +57,22 @@ class InProcessTransport implements Transport {
 
   request(to: NodeId, message: Message, timeoutMs: number): Promise<Message> {
     if (this.#closed) return Promise.reject(closed(`transport of node ${this.nodeId}`))
-    return new Promise<Message>((resolve, reject) => {
-      let settled = false
-      const settle = (err: Error | null, answer?: Message): void => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        this.#pending.delete(fail)
-        if (err !== null) reject(err)
-        else resolve(answer!)
+    const { promise, settle } = trackRequest(this.#pending, to, message.type, timeoutMs)
+    queueMicrotask(() => {
+      const handler = this.#network.handlerOf(to)
+      if (handler === undefined) {
+        settle(new StrandError('NODE_UNREACHABLE', `node ${to} is not on the network`))
+        return
       }
-      const fail = (err: Error): void => settle(err)
-      const timer = setTimeout(() => settle(new StrandError('REQUEST_TIMED_OUT', `node ${to} did not answer ${message.type} within ${timeoutMs} ms`)), timeoutMs)
-      this.#pending.add(fail)
-      queueMicrotask(() => {
-        const handler = this.#network.handlerOf(to)
-        if (handler === undefined) {
-          settle(new StrandError('NODE_UNREACHABLE', `node ${to} is not on the network`))
-          return
-        }
-        let answer: Promise<Message>
-        try {
-          answer = handler(this.nodeId, message)
-        } catch (err) {
-          answer = Promise.reject(err)
-        }
-        answer.then((a) => settle(null, a), (err) => settle(asStrandError(err)))
-      })
+      let answer: Promise<Message>
+      try {
+        answer = handler(this.nodeId, message)
+      } catch (err) {
+        answer = Promise.reject(err)
+      }
+      answer.then((a) => settle(null, a), (err) => settle(asStrandError(err)))
     })
+    return promise
   }
 
   async close(): Promise<void> {

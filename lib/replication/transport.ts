@@ -61,3 +61,38 @@ export function asStrandError(err: unknown): StrandError {
   if (err instanceof StrandError) return err
   return new StrandError('IO_ERROR', (err as Error)?.message ?? String(err), { cause: err })
 }
+
+/** One request in flight, as `trackRequest` makes it. */
+export interface TrackedRequest {
+  readonly promise: Promise<Message>
+  /** Settles the request (the first call wins; later ones do nothing). */
+  settle(err: Error | null, answer?: Message): void
+  readonly settled: boolean
+}
+
+/**
+ * The bookkeeping a transport's `request` needs: a promise that settles exactly once, with
+ * the answer, an error, or REQUEST_TIMED_OUT after `timeoutMs`; listed in `pending` until
+ * then, so that `close` can fail it.
+ */
+export function trackRequest(pending: Set<(err: Error) => void>, to: NodeId, type: string, timeoutMs: number): TrackedRequest {
+  let resolve!: (m: Message) => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<Message>((res, rej) => { resolve = res; reject = rej })
+  const tracked = {
+    promise,
+    settled: false,
+    settle(err: Error | null, answer?: Message): void {
+      if (tracked.settled) return
+      tracked.settled = true
+      clearTimeout(timer)
+      pending.delete(fail)
+      if (err !== null) reject(err)
+      else resolve(answer!)
+    },
+  }
+  const fail = (err: Error): void => tracked.settle(err)
+  const timer = setTimeout(() => tracked.settle(new StrandError('REQUEST_TIMED_OUT', `node ${to} did not answer ${type} within ${timeoutMs} ms`)), timeoutMs)
+  pending.add(fail)
+  return tracked
+}

@@ -20,8 +20,8 @@
  * replay from the seed reproduces the faults' mix, not the interleaving. Wrap every node,
  * the controller's transport included: isolation then cuts a node off from the controller too.
  */
-import { StrandError, closed } from '../../../lib/errors.js'
-import type { Message, NodeId, RequestHandler, Transport } from '../../../lib/replication/transport.js'
+import { closed } from '../../../lib/errors.js'
+import { type Message, type NodeId, type RequestHandler, type Transport, trackRequest } from '../../../lib/replication/transport.js'
 import { rng } from '../../helpers.js'
 
 export interface FaultPlan {
@@ -148,38 +148,27 @@ class FaultyTransport implements Transport {
     if (dropAnswer) net.stats.droppedAnswers++
     if (duplicate) net.stats.duplicated++
     const deadline = Date.now() + timeoutMs
-    return new Promise<Message>((resolve, reject) => {
-      let settled = false
-      const settle = (err: Error | null, answer?: Message): void => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        this.#pending.delete(fail)
-        if (err !== null) reject(err)
-        else resolve(answer!)
-      }
-      const fail = (err: Error): void => settle(err)
-      const timer = setTimeout(() => settle(new StrandError('REQUEST_TIMED_OUT', `node ${to} did not answer ${message.type} within ${timeoutMs} ms (faulty network)`)), timeoutMs)
-      this.#pending.add(fail)
-      if (dropRequest) return
-      const answered = (err: Error | null, answer?: Message): void => {
-        later(after, () => {
-          if (dropAnswer) return
-          if (net.blocked(from, to)) { net.stats.blocked++; return }
-          settle(err, answer)
-        })
-      }
-      const deliver = (copy: boolean): void => {
-        if (this.#closed || (!copy && settled)) return
+    const request = trackRequest(this.#pending, to, message.type, timeoutMs)
+    const { settle } = request
+    if (dropRequest) return request.promise
+    const answered = (err: Error | null, answer?: Message): void => {
+      later(after, () => {
+        if (dropAnswer) return
         if (net.blocked(from, to)) { net.stats.blocked++; return }
-        const remaining = Math.max(1, deadline - Date.now())
-        const sent = this.#inner.request(to, message, remaining)
-        if (copy) sent.catch(() => {})
-        else sent.then((a) => answered(null, a), (e: Error) => answered(e))
-      }
-      later(before, () => deliver(false))
-      if (duplicate) later(before + duplicateDelay, () => deliver(true))
-    })
+        settle(err, answer)
+      })
+    }
+    const deliver = (copy: boolean): void => {
+      if (this.#closed || (!copy && request.settled)) return
+      if (net.blocked(from, to)) { net.stats.blocked++; return }
+      const remaining = Math.max(1, deadline - Date.now())
+      const sent = this.#inner.request(to, message, remaining)
+      if (copy) sent.catch(() => {})
+      else sent.then((a) => answered(null, a), (e: Error) => answered(e))
+    }
+    later(before, () => deliver(false))
+    if (duplicate) later(before + duplicateDelay, () => deliver(true))
+    return request.promise
   }
 
   async close(): Promise<void> {
