@@ -344,21 +344,21 @@ export class Segment {
    * A header that does not fit what the index promised means the index is wrong: it is
    * rebuilt from the log and the walk retried once from the start of the file.
    */
-  #find(offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null {
+  #find(offset: number, firstChunk: number, fresh: boolean, into?: Buffer): { buf: Buffer, n: number, at: number, position: number } | null {
     if (offset >= this.#nextOffset) return null
     this.#ensureChecked()
     const i = this.#index.find(offset - this.baseOffset)
     const found = i < 0
-      ? this.#walk(0, this.baseOffset, offset, firstChunk, fresh)
-      : this.#walk(this.#index.positionAt(i), this.baseOffset + this.#index.relativeOffsetAt(i), offset, firstChunk, fresh)
+      ? this.#walk(0, this.baseOffset, offset, firstChunk, fresh, into)
+      : this.#walk(this.#index.positionAt(i), this.baseOffset + this.#index.relativeOffsetAt(i), offset, firstChunk, fresh, into)
     if (found !== 'inconsistent') return found
     this.rebuildIndexes()
-    const again = this.#walk(0, this.baseOffset, offset, firstChunk, fresh)
+    const again = this.#walk(0, this.baseOffset, offset, firstChunk, fresh, into)
     if (again === 'inconsistent') throw corrupt(this.logPath, `no valid batch sequence leads to offset ${offset}`)
     return again
   }
 
-  #walk(position: number, firstBase: number, offset: number, firstChunk: number, fresh: boolean): { buf: Buffer, n: number, at: number, position: number } | null | 'inconsistent' {
+  #walk(position: number, firstBase: number, offset: number, firstChunk: number, fresh: boolean, into?: Buffer): { buf: Buffer, n: number, at: number, position: number } | null | 'inconsistent' {
     // An index entry pointing outside the file is as wrong as one pointing at the wrong batch.
     if (position < 0 || position >= this.#size) return 'inconsistent'
     let pos = position
@@ -367,8 +367,9 @@ export class Segment {
     let expected = -1
     while (pos < this.#size) {
       const want = Math.min(chunk, this.#size - pos)
-      // Readers keep slices of what is returned, so their chunk is fresh; scans reuse scratch.
-      const buf = fresh ? Buffer.allocUnsafe(want) : this.#scratchOf(want)
+      // Readers keep slices of what is returned, so their chunk is fresh (or the buffer they
+      // lent, when it is large enough); scans reuse scratch.
+      const buf = !fresh ? this.#scratchOf(want) : into !== undefined && into.length >= want ? into : Buffer.allocUnsafe(want)
       const n = readFully(this.#fd, buf, 0, want, pos)
       let p = 0
       while (p + HEADER_SIZE <= n) {
@@ -397,13 +398,14 @@ export class Segment {
   /**
    * Reads whole batches starting with the one that contains `offset`, adding them to `out`:
    * at least one batch, then more while the total stays within `maxBytes`. Usually one
-   * pread; the batches are slices of one fresh buffer. With `verify`, each batch's checksum
-   * and offsets are checked and a mismatch throws CORRUPT. Returns the bytes added.
+   * pread; the batches are slices of one fresh buffer, or of `into` when it is large enough
+   * (the caller's to reuse). With `verify`, each batch's checksum and offsets are checked and
+   * a mismatch throws CORRUPT. Returns the bytes added.
    */
-  read(offset: number, maxBytes: number, out: RecordBatch[], verify: boolean): number {
+  read(offset: number, maxBytes: number, out: RecordBatch[], verify: boolean, into?: Buffer): number {
     // Most reads start at an index entry just before the target: one pread of the index gap
     // plus what the caller asked for usually covers both the walk and the data.
-    const f = this.#find(offset, Math.min(maxBytes, RECOVERY_CHUNK) + this.#config.indexIntervalBytes + HEADER_SIZE, true)
+    const f = this.#find(offset, Math.min(maxBytes, RECOVERY_CHUNK) + this.#config.indexIntervalBytes + HEADER_SIZE, true, into)
     if (f === null) return 0
     let { buf, n, at } = f
     let position = f.position + at
@@ -411,7 +413,7 @@ export class Segment {
     if (at + firstSize > n) {
       // The first batch is not wholly in the chunk: read it (and what follows, up to maxBytes).
       const len = Math.min(this.#size - position, Math.max(maxBytes, firstSize))
-      buf = Buffer.allocUnsafe(len)
+      buf = into !== undefined && into.length >= len ? into : Buffer.allocUnsafe(len)
       n = readFully(this.#fd, buf, 0, len, position)
       if (n < len) throw corrupt(this.logPath, `read ${n} of ${len} bytes at position ${position}`)
       at = 0

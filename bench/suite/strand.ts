@@ -1,7 +1,8 @@
 /**
  * strand through its engine API, the way an application that owns its batches uses it: one
  * topic of one partition; `Partition.append` of whole batches (1000 × 100 B or 200 × 1 KiB);
- * `Partition.read` of 1 MiB at a time for scans (checksums verified, the default);
+ * `Partition.read` of 1 MiB at a time into one reused buffer for scans (checksums verified,
+ * the default);
  * `Partition.readRecord` for point reads (a batch is verified whole on its first point read);
  * an append listener for tailing. Flush 'os' for `process` durability, 'always' (group commit) for `power`.
  */
@@ -25,12 +26,18 @@ export async function openLog(options: OpenOptions): Promise<{ log: Log, partiti
   }
 }
 
-/** Reads `p` from `from` to its end, 1 MiB at a time, handing each value to `see`. */
+/**
+ * Reads `p` from `from` to its end, 1 MiB at a time, handing each value to `see`. One read
+ * buffer serves the whole scan (`ReadOptions.buffer`): `see` checks each value before the
+ * next read overwrites it, and keeps none.
+ */
 export function scanPartition(p: Partition, from: number, see: (value: Value) => void): void {
   let offset = Math.max(from, p.logStartOffset)
   const end = p.logEndOffset
+  // Room for the index interval walked before the data (see ReadOptions.buffer).
+  const buffer = Buffer.allocUnsafe(SCAN_BYTES + 64 * 1024)
   while (offset < end) {
-    const r = p.read(offset, { maxBytes: SCAN_BYTES })
+    const r = p.read(offset, { maxBytes: SCAN_BYTES, buffer })
     for (const b of r.batches) {
       for (const rec of b.records(offset)) see(rec.value!)
     }
