@@ -32,6 +32,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { Log, type ConsumerOptions, type Message, type Partition, type ProducerOptions, type RecordMetadata } from '../lib/index.js'
 import { percentile } from './latency.js'
+import { unlessStalled } from './stall.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -66,8 +67,6 @@ if (only.some((g) => !GROUPS.includes(g))) throw new Error(`Expected --only to b
 const LATENCY_SAMPLES = Number(args.samples ?? (quick ? 500 : 20_000))
 const LATENCY_WARMUP = quick ? 100 : 2000
 const INTERVAL_US = Number(args['interval-us'] ?? 250)
-/** A workload that makes no progress for this long has lost records: fail instead of hanging. */
-const STALL_MS = 30_000
 const TARGET_RATIO = 0.7
 const TARGET_P99_US = 100
 const TOPIC_CONFIG = { flush: 'os' as const, retentionMs: -1 }
@@ -192,26 +191,6 @@ function startTimer(): () => Cost {
   }
 }
 
-/** Resolves with `done`, or rejects once `progress()` has not moved for STALL_MS. */
-function unlessStalled<T>(done: Promise<T>, progress: () => number, what: string): Promise<T> {
-  let last = -1
-  let since = Date.now()
-  let timer: NodeJS.Timeout
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setInterval(() => {
-      const p = progress()
-      if (p !== last) {
-        last = p
-        since = Date.now()
-      } else if (Date.now() - since > STALL_MS) {
-        reject(new Error(`${what}: no progress for ${STALL_MS} ms at ${p} records`))
-      }
-    }, 500)
-    // A workload that failed before awaiting this must not keep the process alive.
-    timer.unref()
-  })
-  return Promise.race([done, stalled]).finally(() => clearInterval(timer))
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)

@@ -46,6 +46,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { InProcessController, InProcessNetwork, Log, TcpTransport, serveController, type Message, type Partition, type ProducerOptions, type RecordMetadata } from '../lib/index.js'
+import { STALL_MS, unlessStalled } from './stall.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -87,8 +88,6 @@ if (ACKS.some((a) => a !== 1 && a !== 'all')) throw new Error(`Expected --acks t
 const FETCH_MAX_BYTES = args['fetch-max-bytes'] === undefined ? undefined : Number(args['fetch-max-bytes'])
 const TOPIC = 'bench'
 const TOPIC_CONFIG = { flush: 'os' as const, retentionMs: -1, minInsyncReplicas: 2 }
-/** A run that makes no progress for this long has lost records: fail instead of hanging. */
-const STALL_MS = 30_000
 const TARGET_RATIO = 0.5
 const NODE_FIXTURE = fileURLToPath(new URL('../test/fixtures/replica-node.ts', import.meta.url))
 const REPO = fileURLToPath(new URL('../', import.meta.url))
@@ -352,24 +351,6 @@ async function produce(cluster: Cluster, size: typeof SIZES[number], acks: 1 | '
   return { acked: acked / 1000, replicated: replicated / 1000, cpu }
 }
 
-function unlessStalled<T>(done: Promise<T>, progress: () => number, what: string): Promise<T> {
-  let last = -1
-  let since = Date.now()
-  let timer: NodeJS.Timeout
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setInterval(() => {
-      const p = progress()
-      if (p !== last) {
-        last = p
-        since = Date.now()
-      } else if (Date.now() - since > STALL_MS) {
-        reject(new Error(`${what}: no progress for ${STALL_MS} ms at ${p} records`))
-      }
-    }, 500)
-    timer.unref()
-  })
-  return Promise.race([done, stalled]).finally(() => clearInterval(timer))
-}
 
 // --- the run -------------------------------------------------------------------------------
 

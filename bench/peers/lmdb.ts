@@ -16,7 +16,7 @@
  */
 import path from 'node:path'
 import { open, type RootDatabase } from 'lmdb'
-import type { Batch, Follower, OpenOptions, PeerModule, Store, Value } from '../suite/system.js'
+import { type Batch, type Follower, type OpenOptions, type PeerModule, type Store, type Value, wakeFollower } from '../suite/system.js'
 import { versionOf } from './version.js'
 
 class LmdbStore implements Store {
@@ -63,23 +63,12 @@ class LmdbStore implements Store {
 
   async follow(from: number, onRecord: (value: Value) => void): Promise<Follower> {
     let next = from
-    let scheduled = false
-    const drain = (): void => {
-      scheduled = false
+    return wakeFollower(this.#listeners, () => {
       for (let v = this.#db.getBinaryFast(next); v !== undefined; v = this.#db.getBinaryFast(next)) {
         next++
         onRecord(v)
       }
-    }
-    const listener = (): void => {
-      if (!scheduled) {
-        scheduled = true
-        queueMicrotask(drain)
-      }
-    }
-    this.#listeners.add(listener)
-    listener()
-    return { stop: async () => { this.#listeners.delete(listener) } }
+    })
   }
 
   close(): Promise<void> {

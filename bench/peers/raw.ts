@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs'
 import path from 'node:path'
-import type { Batch, Follower, OpenOptions, PeerModule, Store, Value } from '../suite/system.js'
+import { type Batch, type Follower, type OpenOptions, type PeerModule, type Store, type Value, wakeFollower } from '../suite/system.js'
 
 const CHUNK = 1024 * 1024
 
@@ -73,23 +73,12 @@ class RawStore implements Store {
 
   async follow(from: number, onRecord: (value: Value) => void): Promise<Follower> {
     let next = from
-    let scheduled = false
-    const drain = (): void => {
-      scheduled = false
+    return wakeFollower(this.#listeners, () => {
       for (let v = this.get(next); v !== undefined; v = this.get(next)) {
         next++
         onRecord(v)
       }
-    }
-    const listener = (): void => {
-      if (!scheduled) {
-        scheduled = true
-        queueMicrotask(drain)
-      }
-    }
-    this.#listeners.add(listener)
-    listener()
-    return { stop: async () => { this.#listeners.delete(listener) } }
+    })
   }
 
   close(): void {

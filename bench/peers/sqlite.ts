@@ -17,7 +17,7 @@
  */
 import path from 'node:path'
 import Database from 'better-sqlite3'
-import type { Batch, Durability, Follower, OpenOptions, PeerModule, Store, System, Value } from '../suite/system.js'
+import { type Batch, type Durability, type Follower, type OpenOptions, type PeerModule, type Store, type System, type Value, wakeFollower } from '../suite/system.js'
 import { versionOf } from './version.js'
 
 /** Rows per scan query. */
@@ -75,25 +75,14 @@ class SqliteStore implements Store {
 
   async follow(from: number, onRecord: (value: Value) => void): Promise<Follower> {
     let next = from
-    let scheduled = false
-    const drain = (): void => {
-      scheduled = false
+    return wakeFollower(this.#listeners, () => {
       for (;;) {
         const rows = this.#page.all(next, PAGE) as Array<[number, Buffer]>
         if (rows.length === 0) return
         for (const row of rows) onRecord(row[1])
         next = rows[rows.length - 1][0] + 1
       }
-    }
-    const listener = (): void => {
-      if (!scheduled) {
-        scheduled = true
-        queueMicrotask(drain)
-      }
-    }
-    this.#listeners.add(listener)
-    listener()
-    return { stop: async () => { this.#listeners.delete(listener) } }
+    })
   }
 
   close(): void {

@@ -43,6 +43,28 @@ export interface Follower {
   stop(): Promise<void>
 }
 
+/**
+ * A follower for a store with no change notification of its own: the store calls every
+ * function in `wakers` after a commit, and each wake schedules one `drain` (a microtask) that
+ * reads whatever is new. Several commits before the drain runs share it.
+ */
+export function wakeFollower(wakers: Set<() => void>, drain: () => void): Follower {
+  let scheduled = false
+  const run = (): void => {
+    scheduled = false
+    drain()
+  }
+  const wake = (): void => {
+    if (!scheduled) {
+      scheduled = true
+      queueMicrotask(run)
+    }
+  }
+  wakers.add(wake)
+  wake()
+  return { stop: async () => { wakers.delete(wake) } }
+}
+
 export interface Store {
   /**
    * Appends the batch as records `batch.first…`; resolves once it is acknowledged under the
