@@ -71,6 +71,8 @@ export class ReplicaManager {
   #replicas = new Map<string, Replica>()
   #version = -1
   #closed = false
+  /** Shutdown was asked for: no more heartbeats (the controller refuses them from now on). */
+  #leaving = false
   #loop: Promise<void> | null = null
   #timers: NodeJS.Timeout[] = []
   #applied = new Set<() => void>()
@@ -166,7 +168,7 @@ export class ReplicaManager {
 
   async #heartbeats(): Promise<void> {
     let backoff = this.options.fetchBackoffMs
-    while (!this.#closed) {
+    while (!this.#closed && !this.#leaving) {
       let view: ClusterView
       try {
         view = await this.#controller.heartbeat({ nodeId: this.nodeId, incarnation: this.incarnation, knownVersion: this.#version, maxWaitMs: this.options.heartbeatIntervalMs })
@@ -224,6 +226,7 @@ export class ReplicaManager {
   async close(): Promise<void> {
     if (this.#closed) return
     for (const t of this.#timers) clearInterval(t)
+    this.#leaving = true
     const shutdown = this.#controller.shutdown(this.nodeId, this.incarnation).catch(() => {})
     await Promise.race([shutdown, new Promise((resolve) => setTimeout(resolve, 1000).unref())])
     this.#closed = true
