@@ -340,6 +340,10 @@ export class Consumer extends EventEmitter {
   // --- group callbacks --------------------------------------------------------------------
 
   #assignPartitions(tps: TopicPartition[]): void {
+    // A closing consumer takes nothing new: it is about to leave, and its leave hands the
+    // partitions on. (When the Log closes, every consumer is closing, and the Log refuses
+    // lookups.)
+    if (this.#closing !== null) return
     for (const tp of tps) {
       const key = tpKey(tp.topic, tp.partition)
       if (this.#assigned.has(key)) continue

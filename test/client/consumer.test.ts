@@ -767,4 +767,23 @@ test('consumer options are checked when the consumer is made', async () => withT
   }
 }))
 
+test('Log.close with several members of one group running: as each leaves, the rebalance hands nothing to the others, which are closing too', () => withTempDir(async (dir) => {
+  for (let round = 0; round < 5; round++) {
+    const log = await Log.open(dir, OPEN)
+    if (!log.hasTopic('t')) await log.createTopic('t', { partitions: 4 })
+    await fill(log, 't', 0, 10)
+    const members: Consumer[] = []
+    const seen: number[] = []
+    for (let m = 0; m < 3; m++) {
+      const c = log.consumer({ groupId: 'g', autoOffsetReset: 'earliest' })
+      await c.subscribe({ topics: ['t'] })
+      await c.run({ eachMessage: async ({ message }) => { seen.push(Number(message.offset)) } })
+      members.push(c)
+    }
+    await until(() => members.every((c) => c.assignment().length > 0), 'every member has partitions')
+    // Every client closes at once: each leave rebalances the group onto members that are closing.
+    await bounded(log.close(), WAIT_MS, `close in round ${round}`)
+  }
+}))
+
 test.run()
