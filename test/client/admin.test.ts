@@ -7,7 +7,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import fs from 'node:fs'
 import path from 'node:path'
-import { Log, OFFSETS_TOPIC, type Consumer } from '../../lib/index.js'
+import { Log, OFFSETS_TOPIC, type Consumer, type ErrorCode } from '../../lib/index.js'
 import { withTempDir } from '../helpers.js'
 import { type Delivery, OPEN, closeAll, expectCode, fill, offsetsOf, recording, until, untilAsync } from './support.js'
 
@@ -37,7 +37,7 @@ test('createTopics with a bad entry anywhere in the list creates nothing', () =>
   const log = await Log.open(dir, OPEN)
   try {
     const admin = log.admin()
-    const cases: Array<[string, unknown, string]> = [
+    const cases: Array<[ErrorCode, unknown, string]> = [
       ['INVALID_TOPIC', [{ topic: 'ok1' }, { topic: 'bad name' }], 'a bad name after a good one'],
       ['INVALID_TOPIC', [{ topic: 'ok1' }, { topic: '..' }], "'..'"],
       ['INVALID_ARGUMENT', [{ topic: 'ok1' }, { topic: 'ok2', numPartitions: 0 }], 'zero partitions'],

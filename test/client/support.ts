@@ -31,18 +31,8 @@ export async function untilAsync(cond: () => Promise<boolean>, what: string, ms 
   }
 }
 
-/** The StrandError `p` (a promise or a function) fails with; fails the test unless its code is `code`. */
-export async function expectCode(p: Promise<unknown> | (() => unknown), code: string, what: string): Promise<StrandError> {
-  try {
-    await (typeof p === 'function' ? p() : p)
-  } catch (err) {
-    assert.instance(err, StrandError, `${what}: ${(err as Error)?.stack ?? err}`)
-    assert.is((err as StrandError).code, code, `${what}: ${(err as Error).message}`)
-    return err as StrandError
-  }
-  assert.unreachable(`${what}: expected ${code}`)
-  throw new Error('unreachable')
-}
+/** The shared one (test/helpers.ts), for the client tests that import it from here. */
+export { expectCode } from '../helpers.js'
 
 /** Appends `n` single-record batches `${prefix}${i}` to one partition; returns the offsets. */
 export async function fill(log: Log, topic: string, partition: number, n: number, prefix = 'v'): Promise<number[]> {
